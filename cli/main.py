@@ -1,0 +1,24 @@
+"""The `raftlog` command line: one click group, one module per command family."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="raftlog")
+def main() -> None:
+    """raftlog: a Kafka-style distributed commit log with a built-in Raft metadata quorum."""
+
+
+def _register() -> None:
+    # Imported here so each family stays in its own module and `main` has no cycles.
+    from cli import cluster, node, perf, quorum
+
+    main.add_command(node.node)
+    main.add_command(cluster.cluster)
+    main.add_command(quorum.quorum)
+    main.add_command(perf.perf)
+
+
+_register()
