@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import click
 import grpc
 
 from cli.common import bootstrap_option, bootstrap_servers, fail
+from cli.local_cluster import LocalCluster, port_is_free, wait_for
 from cli.quorum import describe_quorum
 from raftlog.errors import KafkaError
 from raftlog.status import kafka_error_from_rpc
@@ -90,3 +93,53 @@ async def _propose_burst(leader: str, count: int, concurrency: int, batch: int,
         "concurrency": concurrency,
         "batch": batch,
     }
+
+
+@perf.command()
+@click.option("--runs", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="Leader kills to measure.")
+@click.option("--nodes", default=3, show_default=True, type=click.IntRange(3, 9))
+@click.option("--base-port", default=9191, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--data-dir", default=None, type=click.Path(path_type=Path),
+              help="Where the throwaway cluster lives (default: a temporary directory).")
+def failover(runs: int, nodes: int, base_port: int, data_dir: Path | None) -> None:
+    """Start a throwaway local cluster, SIGKILL its leader RUNS times, and report the
+    time until the survivors agree on a new leader (median, max) as JSON."""
+    ports = list(range(base_port, base_port + nodes))
+    taken = [p for p in ports if not port_is_free("127.0.0.1", p)]
+    if taken:
+        fail(f"port already in use: {taken} (try --base-port)")
+    with tempfile.TemporaryDirectory(prefix="raftlog-failover-") as tmp:
+        cluster = LocalCluster.layout(nodes, "127.0.0.1", ports, data_dir or Path(tmp))
+        cluster.start()
+        try:
+            times = [_one_failover(cluster) for _ in range(runs)]
+        except (TimeoutError, RuntimeError) as err:
+            fail(str(err))
+            return
+        finally:
+            cluster.stop_all()
+    click.echo(json.dumps({
+        "runs": runs,
+        "median_ms": round(statistics.median(times) * 1000, 1),
+        "max_ms": round(max(times) * 1000, 1),
+        "min_ms": round(min(times) * 1000, 1),
+        "all_ms": [round(t * 1000, 1) for t in times],
+    }))
+
+
+def _one_failover(cluster: LocalCluster) -> float:
+    leader, term = cluster.wait_for_leader(timeout_s=30)
+    # Every voter caught up first, so each run starts from the same healthy state.
+    wait_for(lambda: (v := cluster.describe()) and v["voters"] and v["max_follower_lag"] == 0,
+             30, "followers at lag 0")
+    survivors = [n.node_id for n in cluster.nodes if n.node_id != leader]
+    killed_at = time.monotonic()
+    cluster.node(leader).kill()
+    wait_for(
+        lambda: (agreed := cluster.agreed_leader(survivors)) and agreed[1] > term and agreed,
+        30, "survivors to agree on a new leader", interval_s=0.005,
+    )
+    elapsed = time.monotonic() - killed_at
+    cluster.start(leader)
+    return elapsed

@@ -26,9 +26,9 @@ class ErrorCode(enum.IntEnum):
     REQUEST_TIMED_OUT = 7
     BROKER_NOT_AVAILABLE = 8
     REPLICA_NOT_AVAILABLE = 9
-    MESSAGE_TOO_LARGE = 10
+    RECORD_TOO_LARGE = 10  # Kafka's MESSAGE_TOO_LARGE (RecordTooLargeException)
     NETWORK_EXCEPTION = 13
-    INVALID_TOPIC_EXCEPTION = 17
+    INVALID_TOPIC = 17  # Kafka's INVALID_TOPIC_EXCEPTION
     RECORD_LIST_TOO_LARGE = 18
     NOT_ENOUGH_REPLICAS = 19
     NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
@@ -48,6 +48,14 @@ class ErrorCode(enum.IntEnum):
     INCONSISTENT_CLUSTER_ID = 104
     INCONSISTENT_VOTER_SET = 94
     INVALID_RECORD = 87
+    UNKNOWN_TOPIC_ID = 100
+    INVALID_UPDATE_VERSION = 95
+    INELIGIBLE_REPLICA = 107
+    UNKNOWN_PRODUCER_ID = 59
+    PRODUCER_FENCED = 90
+    # Kafka's own spellings of the two codes renamed above.
+    MESSAGE_TOO_LARGE = 10
+    INVALID_TOPIC_EXCEPTION = 17
 
 
 # Kafka marks these retriable: a client may retry after refreshing metadata/backing off.
@@ -80,9 +88,9 @@ _GRPC_CODE: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.REQUEST_TIMED_OUT: grpc.StatusCode.DEADLINE_EXCEEDED,
     ErrorCode.BROKER_NOT_AVAILABLE: grpc.StatusCode.UNAVAILABLE,
     ErrorCode.REPLICA_NOT_AVAILABLE: grpc.StatusCode.UNAVAILABLE,
-    ErrorCode.MESSAGE_TOO_LARGE: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorCode.RECORD_TOO_LARGE: grpc.StatusCode.INVALID_ARGUMENT,
     ErrorCode.NETWORK_EXCEPTION: grpc.StatusCode.UNAVAILABLE,
-    ErrorCode.INVALID_TOPIC_EXCEPTION: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorCode.INVALID_TOPIC: grpc.StatusCode.INVALID_ARGUMENT,
     ErrorCode.RECORD_LIST_TOO_LARGE: grpc.StatusCode.INVALID_ARGUMENT,
     ErrorCode.NOT_ENOUGH_REPLICAS: grpc.StatusCode.UNAVAILABLE,
     ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND: grpc.StatusCode.UNAVAILABLE,
@@ -102,6 +110,11 @@ _GRPC_CODE: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.INCONSISTENT_CLUSTER_ID: grpc.StatusCode.FAILED_PRECONDITION,
     ErrorCode.INCONSISTENT_VOTER_SET: grpc.StatusCode.FAILED_PRECONDITION,
     ErrorCode.INVALID_RECORD: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorCode.UNKNOWN_TOPIC_ID: grpc.StatusCode.NOT_FOUND,
+    ErrorCode.INVALID_UPDATE_VERSION: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorCode.INELIGIBLE_REPLICA: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorCode.UNKNOWN_PRODUCER_ID: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorCode.PRODUCER_FENCED: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

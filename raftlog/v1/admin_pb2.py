@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16raftlog/v1/admin.proto\x12\nraftlog.v1\"\x17\n\x15\x44\x65scribeQuorumRequest\"~\n\nVoterState\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x16\n\x0elog_end_offset\x18\x03 \x01(\x04\x12\x0b\n\x03lag\x18\x04 \x01(\x04\x12\x19\n\x11last_fetch_ms_ago\x18\x05 \x01(\x03\x12\x0e\n\x06status\x18\x06 \x01(\t\"\xaa\x01\n\x16\x44\x65scribeQuorumResponse\x12\x11\n\tleader_id\x18\x01 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x02 \x01(\x04\x12\x16\n\x0ehigh_watermark\x18\x03 \x01(\x04\x12&\n\x06voters\x18\x04 \x03(\x0b\x32\x16.raftlog.v1.VoterState\x12\x13\n\x0b\x61nswered_by\x18\x05 \x01(\x05\x12\x12\n\ncluster_id\x18\x06 \x01(\t\"\x18\n\x16\x44\x65scribeClusterRequest\"\x83\x01\n\x11\x42rokerDescription\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x16\n\x0eincarnation_id\x18\x03 \x01(\t\x12\x14\n\x0c\x62roker_epoch\x18\x04 \x01(\x04\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\x08\x12\x0c\n\x04rack\x18\x06 \x01(\t\"\xa2\x01\n\x17\x44\x65scribeClusterResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x15\n\rcontroller_id\x18\x02 \x01(\x05\x12.\n\x07\x62rokers\x18\x03 \x03(\x0b\x32\x1d.raftlog.v1.BrokerDescription\x12\x17\n\x0fmetadata_offset\x18\x04 \x01(\x04\x12\x13\n\x0b\x61nswered_by\x18\x05 \x01(\x05\x32\xbc\x01\n\x05\x41\x64min\x12W\n\x0e\x44\x65scribeQuorum\x12!.raftlog.v1.DescribeQuorumRequest\x1a\".raftlog.v1.DescribeQuorumResponse\x12Z\n\x0f\x44\x65scribeCluster\x12\".raftlog.v1.DescribeClusterRequest\x1a#.raftlog.v1.DescribeClusterResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16raftlog/v1/admin.proto\x12\nraftlog.v1\"+\n\x15\x44\x65scribeQuorumRequest\x12\x12\n\nlocal_view\x18\x01 \x01(\x08\"~\n\nVoterState\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x16\n\x0elog_end_offset\x18\x03 \x01(\x04\x12\x0b\n\x03lag\x18\x04 \x01(\x04\x12\x19\n\x11last_fetch_ms_ago\x18\x05 \x01(\x03\x12\x0e\n\x06status\x18\x06 \x01(\t\"\xaa\x01\n\x16\x44\x65scribeQuorumResponse\x12\x11\n\tleader_id\x18\x01 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x02 \x01(\x04\x12\x16\n\x0ehigh_watermark\x18\x03 \x01(\x04\x12&\n\x06voters\x18\x04 \x03(\x0b\x32\x16.raftlog.v1.VoterState\x12\x13\n\x0b\x61nswered_by\x18\x05 \x01(\x05\x12\x12\n\ncluster_id\x18\x06 \x01(\t\"\x18\n\x16\x44\x65scribeClusterRequest\"\x83\x01\n\x11\x42rokerDescription\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x16\n\x0eincarnation_id\x18\x03 \x01(\t\x12\x14\n\x0c\x62roker_epoch\x18\x04 \x01(\x04\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\x08\x12\x0c\n\x04rack\x18\x06 \x01(\t\"\xa2\x01\n\x17\x44\x65scribeClusterResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x15\n\rcontroller_id\x18\x02 \x01(\x05\x12.\n\x07\x62rokers\x18\x03 \x03(\x0b\x32\x1d.raftlog.v1.BrokerDescription\x12\x17\n\x0fmetadata_offset\x18\x04 \x01(\x04\x12\x13\n\x0b\x61nswered_by\x18\x05 \x01(\x05\x32\xbc\x01\n\x05\x41\x64min\x12W\n\x0e\x44\x65scribeQuorum\x12!.raftlog.v1.DescribeQuorumRequest\x1a\".raftlog.v1.DescribeQuorumResponse\x12Z\n\x0f\x44\x65scribeCluster\x12\".raftlog.v1.DescribeClusterRequest\x1a#.raftlog.v1.DescribeClusterResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,17 +32,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raftlog.v1.admin_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DESCRIBEQUORUMREQUEST']._serialized_start=38
-  _globals['_DESCRIBEQUORUMREQUEST']._serialized_end=61
-  _globals['_VOTERSTATE']._serialized_start=63
-  _globals['_VOTERSTATE']._serialized_end=189
-  _globals['_DESCRIBEQUORUMRESPONSE']._serialized_start=192
-  _globals['_DESCRIBEQUORUMRESPONSE']._serialized_end=362
-  _globals['_DESCRIBECLUSTERREQUEST']._serialized_start=364
-  _globals['_DESCRIBECLUSTERREQUEST']._serialized_end=388
-  _globals['_BROKERDESCRIPTION']._serialized_start=391
-  _globals['_BROKERDESCRIPTION']._serialized_end=522
-  _globals['_DESCRIBECLUSTERRESPONSE']._serialized_start=525
-  _globals['_DESCRIBECLUSTERRESPONSE']._serialized_end=687
-  _globals['_ADMIN']._serialized_start=690
-  _globals['_ADMIN']._serialized_end=878
+  _globals['_DESCRIBEQUORUMREQUEST']._serialized_end=81
+  _globals['_VOTERSTATE']._serialized_start=83
+  _globals['_VOTERSTATE']._serialized_end=209
+  _globals['_DESCRIBEQUORUMRESPONSE']._serialized_start=212
+  _globals['_DESCRIBEQUORUMRESPONSE']._serialized_end=382
+  _globals['_DESCRIBECLUSTERREQUEST']._serialized_start=384
+  _globals['_DESCRIBECLUSTERREQUEST']._serialized_end=408
+  _globals['_BROKERDESCRIPTION']._serialized_start=411
+  _globals['_BROKERDESCRIPTION']._serialized_end=542
+  _globals['_DESCRIBECLUSTERRESPONSE']._serialized_start=545
+  _globals['_DESCRIBECLUSTERRESPONSE']._serialized_end=707
+  _globals['_ADMIN']._serialized_start=710
+  _globals['_ADMIN']._serialized_end=898
 # @@protoc_insertion_point(module_scope)

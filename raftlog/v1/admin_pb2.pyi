@@ -7,8 +7,10 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DescribeQuorumRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("local_view",)
+    LOCAL_VIEW_FIELD_NUMBER: _ClassVar[int]
+    local_view: bool
+    def __init__(self, local_view: _Optional[bool] = ...) -> None: ...
 
 class VoterState(_message.Message):
     __slots__ = ("node_id", "address", "log_end_offset", "lag", "last_fetch_ms_ago", "status")

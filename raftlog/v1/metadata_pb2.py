@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19raftlog/v1/metadata.proto\x12\nraftlog.v1\"4\n\x08\x45ndpoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\r\"\x88\x01\n\x14RegisterBrokerRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x16\n\x0eincarnation_id\x18\x02 \x01(\t\x12\'\n\tendpoints\x18\x03 \x03(\x0b\x32\x14.raftlog.v1.Endpoint\x12\x0c\n\x04rack\x18\x04 \x01(\t\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\x08\"\x0c\n\nNoOpRecord\"9\n\x12\x46\x65\x61tureLevelRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rfeature_level\x18\x02 \x01(\x05\"\xb9\x01\n\x0eMetadataRecord\x12;\n\x0fregister_broker\x18\x01 \x01(\x0b\x32 .raftlog.v1.RegisterBrokerRecordH\x00\x12\'\n\x05no_op\x18\x02 \x01(\x0b\x32\x16.raftlog.v1.NoOpRecordH\x00\x12\x37\n\rfeature_level\x18\x03 \x01(\x0b\x32\x1e.raftlog.v1.FeatureLevelRecordH\x00\x42\x08\n\x06record\"\x8e\x01\n\x10MetadataSnapshot\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12+\n\x07records\x18\x03 \x03(\x0b\x32\x1a.raftlog.v1.MetadataRecord\x12.\n\rbroker_epochs\x18\x04 \x03(\x0b\x32\x17.raftlog.v1.BrokerEpoch\"6\n\x0b\x42rokerEpoch\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19raftlog/v1/metadata.proto\x12\nraftlog.v1\"4\n\x08\x45ndpoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\r\"\x88\x01\n\x14RegisterBrokerRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x16\n\x0eincarnation_id\x18\x02 \x01(\t\x12\'\n\tendpoints\x18\x03 \x03(\x0b\x32\x14.raftlog.v1.Endpoint\x12\x0c\n\x04rack\x18\x04 \x01(\t\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\x08\"\x0c\n\nNoOpRecord\"9\n\x12\x46\x65\x61tureLevelRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rfeature_level\x18\x02 \x01(\x05\"<\n\x11\x46\x65nceBrokerRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x04\">\n\x13UnfenceBrokerRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x04\"-\n\x0bTopicRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08topic_id\x18\x02 \x01(\t\"%\n\x11RemoveTopicRecord\x12\x10\n\x08topic_id\x18\x01 \x01(\t\"\x97\x01\n\x0fPartitionRecord\x12\x10\n\x08topic_id\x18\x01 \x01(\t\x12\x14\n\x0cpartition_id\x18\x02 \x01(\x05\x12\x10\n\x08replicas\x18\x03 \x03(\x05\x12\x0b\n\x03isr\x18\x04 \x03(\x05\x12\x0e\n\x06leader\x18\x05 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x06 \x01(\x05\x12\x17\n\x0fpartition_epoch\x18\x07 \x01(\x05\"\x1a\n\x0bReplicaList\x12\x0b\n\x03ids\x18\x01 \x03(\x05\"\x85\x01\n\x15PartitionChangeRecord\x12\x10\n\x08topic_id\x18\x01 \x01(\t\x12\x14\n\x0cpartition_id\x18\x02 \x01(\x05\x12\x13\n\x06leader\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12$\n\x03isr\x18\x04 \x01(\x0b\x32\x17.raftlog.v1.ReplicaListB\t\n\x07_leader\"R\n\x0c\x43onfigRecord\x12\x15\n\rresource_name\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65lete\x18\x04 \x01(\x08\"V\n\x11ProducerIdsRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x04\x12\x18\n\x10next_producer_id\x18\x03 \x01(\x03\"\xe0\x04\n\x0eMetadataRecord\x12;\n\x0fregister_broker\x18\x01 \x01(\x0b\x32 .raftlog.v1.RegisterBrokerRecordH\x00\x12\'\n\x05no_op\x18\x02 \x01(\x0b\x32\x16.raftlog.v1.NoOpRecordH\x00\x12\x37\n\rfeature_level\x18\x03 \x01(\x0b\x32\x1e.raftlog.v1.FeatureLevelRecordH\x00\x12\x35\n\x0c\x66\x65nce_broker\x18\x04 \x01(\x0b\x32\x1d.raftlog.v1.FenceBrokerRecordH\x00\x12\x39\n\x0eunfence_broker\x18\x05 \x01(\x0b\x32\x1f.raftlog.v1.UnfenceBrokerRecordH\x00\x12(\n\x05topic\x18\x06 \x01(\x0b\x32\x17.raftlog.v1.TopicRecordH\x00\x12\x35\n\x0cremove_topic\x18\x07 \x01(\x0b\x32\x1d.raftlog.v1.RemoveTopicRecordH\x00\x12\x30\n\tpartition\x18\x08 \x01(\x0b\x32\x1b.raftlog.v1.PartitionRecordH\x00\x12=\n\x10partition_change\x18\t \x01(\x0b\x32!.raftlog.v1.PartitionChangeRecordH\x00\x12*\n\x06\x63onfig\x18\n \x01(\x0b\x32\x18.raftlog.v1.ConfigRecordH\x00\x12\x35\n\x0cproducer_ids\x18\x0b \x01(\x0b\x32\x1d.raftlog.v1.ProducerIdsRecordH\x00\x42\x08\n\x06record\"\x8e\x01\n\x10MetadataSnapshot\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12+\n\x07records\x18\x03 \x03(\x0b\x32\x1a.raftlog.v1.MetadataRecord\x12.\n\rbroker_epochs\x18\x04 \x03(\x0b\x32\x17.raftlog.v1.BrokerEpoch\"6\n\x0b\x42rokerEpoch\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,10 +39,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NOOPRECORD']._serialized_end=246
   _globals['_FEATURELEVELRECORD']._serialized_start=248
   _globals['_FEATURELEVELRECORD']._serialized_end=305
-  _globals['_METADATARECORD']._serialized_start=308
-  _globals['_METADATARECORD']._serialized_end=493
-  _globals['_METADATASNAPSHOT']._serialized_start=496
-  _globals['_METADATASNAPSHOT']._serialized_end=638
-  _globals['_BROKEREPOCH']._serialized_start=640
-  _globals['_BROKEREPOCH']._serialized_end=694
+  _globals['_FENCEBROKERRECORD']._serialized_start=307
+  _globals['_FENCEBROKERRECORD']._serialized_end=367
+  _globals['_UNFENCEBROKERRECORD']._serialized_start=369
+  _globals['_UNFENCEBROKERRECORD']._serialized_end=431
+  _globals['_TOPICRECORD']._serialized_start=433
+  _globals['_TOPICRECORD']._serialized_end=478
+  _globals['_REMOVETOPICRECORD']._serialized_start=480
+  _globals['_REMOVETOPICRECORD']._serialized_end=517
+  _globals['_PARTITIONRECORD']._serialized_start=520
+  _globals['_PARTITIONRECORD']._serialized_end=671
+  _globals['_REPLICALIST']._serialized_start=673
+  _globals['_REPLICALIST']._serialized_end=699
+  _globals['_PARTITIONCHANGERECORD']._serialized_start=702
+  _globals['_PARTITIONCHANGERECORD']._serialized_end=835
+  _globals['_CONFIGRECORD']._serialized_start=837
+  _globals['_CONFIGRECORD']._serialized_end=919
+  _globals['_PRODUCERIDSRECORD']._serialized_start=921
+  _globals['_PRODUCERIDSRECORD']._serialized_end=1007
+  _globals['_METADATARECORD']._serialized_start=1010
+  _globals['_METADATARECORD']._serialized_end=1618
+  _globals['_METADATASNAPSHOT']._serialized_start=1621
+  _globals['_METADATASNAPSHOT']._serialized_end=1763
+  _globals['_BROKEREPOCH']._serialized_start=1765
+  _globals['_BROKEREPOCH']._serialized_end=1819
 # @@protoc_insertion_point(module_scope)
