@@ -37,6 +37,9 @@ def wait_for(condition: Callable[[], T | None], timeout_s: float, what: str,
 
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR as servers use it: connections of a stopped cluster lingering
+        # in TIME_WAIT do not count as "in use", a live listener still does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

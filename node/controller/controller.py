@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from google.protobuf.message import DecodeError
 
 from node.controller.image import MetadataImage
+from node.controller.partitions import fence_broker
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.v1 import controller_pb2, metadata_pb2
 
@@ -25,18 +26,24 @@ class QuorumController:
         self, image: MetadataImage, request: controller_pb2.RegisterBrokerRequest
     ) -> list[metadata_pb2.MetadataRecord]:
         """Records that register ``request``'s broker; empty when this very incarnation
-        is already registered (a retried request must not bump the broker epoch)."""
+        is already registered (a retried request must not bump the broker epoch).
+
+        A new incarnation registers fenced, as in KRaft: it is unfenced once its
+        heartbeats show it caught up with the metadata log. If the previous
+        incarnation was still unfenced (it restarted faster than it was noticed),
+        it is fenced first, so its leaderships move to in-sync replicas."""
         record = metadata_pb2.RegisterBrokerRecord(
             broker_id=request.broker_id,
             incarnation_id=request.incarnation_id,
             endpoints=request.endpoints,
             rack=request.rack,
+            fenced=True,
         )
         _validate_registration(record)
         current = image.brokers.get(request.broker_id)
         if current is not None and current.incarnation_id == request.incarnation_id:
             return []
-        return [metadata_pb2.MetadataRecord(register_broker=record)]
+        return [*fence_broker(image, request.broker_id), metadata_pb2.MetadataRecord(register_broker=record)]
 
     def validate_records(self, records: Sequence[bytes]) -> None:
         """Reject anything that is not a well-formed MetadataRecord before it is proposed."""

@@ -101,6 +101,19 @@ class RaftStorage(LogStore, StableStore, SnapshotStore, Protocol):
     def close(self) -> None: ...
 
 
+def check_contiguous(entries: Sequence[Entry]) -> None:
+    """Raise StorageError unless ``entries`` have consecutive indexes (a hole
+    inside one append is a gap too, and would misplace every later entry)."""
+    if not entries:
+        return
+    first = entries[0].index
+    for pos, entry in enumerate(entries):
+        if entry.index != first + pos:
+            raise StorageError(
+                f"entries not contiguous: index {entry.index} at position {pos} after {first}"
+            )
+
+
 class MemoryStorage:
     """An in-memory RaftStorage: what the simulation treats as "on disk"."""
 
@@ -156,25 +169,39 @@ class MemoryStorage:
         snapshot: Snapshot | None,
         entries: Sequence[Entry],
     ) -> None:
-        if snapshot is not None and not snapshot.is_empty():
+        # Validate everything before changing anything: the write is all-or-nothing.
+        if snapshot is not None and snapshot.is_empty():
+            snapshot = None
+        last = self.last_index()
+        if snapshot is not None:
+            meta = snapshot.meta
+            if meta.index < self._snapshot.meta.index:
+                raise SnapshotOutOfDateError(
+                    f"snapshot at {meta.index} older than stored {self._snapshot.meta.index}"
+                )
+            if not self._holds(meta.index, meta.term):
+                last = meta.index
+        if entries:
+            check_contiguous(entries)
+            if entries[0].index > last + 1:
+                raise StorageError(f"append at {entries[0].index} would leave a gap after {last}")
+        if snapshot is not None:
             self._apply_snapshot(snapshot)
         if entries:
             self._append(entries)
         if hard_state is not None:
             self._hard_state = hard_state
 
+    def _holds(self, index: int, term: int) -> bool:
+        """Whether the log (or its compaction point) has entry ``index`` at ``term``."""
+        offset = self._offset()
+        return offset <= index <= self.last_index() and self._log[index - offset].term == term
+
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
         meta = snapshot.meta
-        if meta.index < self._snapshot.meta.index:
-            raise SnapshotOutOfDateError(
-                f"snapshot at {meta.index} older than stored {self._snapshot.meta.index}"
-            )
         self._snapshot = snapshot
         offset = self._offset()
-        keeps_suffix = offset <= meta.index <= self.last_index() and (
-            self._log[meta.index - offset].term == meta.term
-        )
-        if keeps_suffix:
+        if self._holds(meta.index, meta.term):
             self._log = [Entry(term=meta.term, index=meta.index)] + self._log[
                 meta.index - offset + 1 :
             ]
@@ -214,6 +241,10 @@ class MemoryStorage:
             raise StorageError(
                 f"cannot compact to {index} beyond snapshot {self._snapshot.meta.index}"
             )
+        if index > self.last_index():
+            # Only reachable if entries under the snapshot index were overwritten
+            # since; without this the list lookup below raised IndexError.
+            raise UnavailableError(f"cannot compact to {index} beyond last index {self.last_index()}")
         self._log = [Entry(term=self._log[index - offset].term, index=index)] + self._log[
             index - offset + 1 :
         ]

@@ -24,13 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16raftlog/v1/admin.proto\x12\nraftlog.v1\"+\n\x15\x44\x65scribeQuorumRequest\x12\x12\n\nlocal_view\x18\x01 \x01(\x08\"~\n\nVoterState\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x16\n\x0elog_end_offset\x18\x03 \x01(\x04\x12\x0b\n\x03lag\x18\x04 \x01(\x04\x12\x19\n\x11last_fetch_ms_ago\x18\x05 \x01(\x03\x12\x0e\n\x06status\x18\x06 \x01(\t\"\xaa\x01\n\x16\x44\x65scribeQuorumResponse\x12\x11\n\tleader_id\x18\x01 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x02 \x01(\x04\x12\x16\n\x0ehigh_watermark\x18\x03 \x01(\x04\x12&\n\x06voters\x18\x04 \x03(\x0b\x32\x16.raftlog.v1.VoterState\x12\x13\n\x0b\x61nswered_by\x18\x05 \x01(\x05\x12\x12\n\ncluster_id\x18\x06 \x01(\t\"\x18\n\x16\x44\x65scribeClusterRequest\"\x83\x01\n\x11\x42rokerDescription\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x16\n\x0eincarnation_id\x18\x03 \x01(\t\x12\x14\n\x0c\x62roker_epoch\x18\x04 \x01(\x04\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\x08\x12\x0c\n\x04rack\x18\x06 \x01(\t\"\xa2\x01\n\x17\x44\x65scribeClusterResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x15\n\rcontroller_id\x18\x02 \x01(\x05\x12.\n\x07\x62rokers\x18\x03 \x03(\x0b\x32\x1d.raftlog.v1.BrokerDescription\x12\x17\n\x0fmetadata_offset\x18\x04 \x01(\x04\x12\x13\n\x0b\x61nswered_by\x18\x05 \x01(\x05\x32\xbc\x01\n\x05\x41\x64min\x12W\n\x0e\x44\x65scribeQuorum\x12!.raftlog.v1.DescribeQuorumRequest\x1a\".raftlog.v1.DescribeQuorumResponse\x12Z\n\x0f\x44\x65scribeCluster\x12\".raftlog.v1.DescribeClusterRequest\x1a#.raftlog.v1.DescribeClusterResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16raftlog/v1/admin.proto\x12\nraftlog.v1\"+\n\x15\x44\x65scribeQuorumRequest\x12\x12\n\nlocal_view\x18\x01 \x01(\x08\"~\n\nVoterState\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x16\n\x0elog_end_offset\x18\x03 \x01(\x04\x12\x0b\n\x03lag\x18\x04 \x01(\x04\x12\x19\n\x11last_fetch_ms_ago\x18\x05 \x01(\x03\x12\x0e\n\x06status\x18\x06 \x01(\t\"\xaa\x01\n\x16\x44\x65scribeQuorumResponse\x12\x11\n\tleader_id\x18\x01 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x02 \x01(\x04\x12\x16\n\x0ehigh_watermark\x18\x03 \x01(\x04\x12&\n\x06voters\x18\x04 \x03(\x0b\x32\x16.raftlog.v1.VoterState\x12\x13\n\x0b\x61nswered_by\x18\x05 \x01(\x05\x12\x12\n\ncluster_id\x18\x06 \x01(\t\"\x18\n\x16\x44\x65scribeClusterRequest\"\x83\x01\n\x11\x42rokerDescription\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x16\n\x0eincarnation_id\x18\x03 \x01(\t\x12\x14\n\x0c\x62roker_epoch\x18\x04 \x01(\x04\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\x08\x12\x0c\n\x04rack\x18\x06 \x01(\t\"\xa2\x01\n\x17\x44\x65scribeClusterResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x15\n\rcontroller_id\x18\x02 \x01(\x05\x12.\n\x07\x62rokers\x18\x03 \x03(\x0b\x32\x1d.raftlog.v1.BrokerDescription\x12\x17\n\x0fmetadata_offset\x18\x04 \x01(\x04\x12\x13\n\x0b\x61nswered_by\x18\x05 \x01(\x05\"\xd7\x01\n\x12\x43reateTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x01(\x05\x12\x1a\n\x12replication_factor\x18\x03 \x01(\x05\x12<\n\x07\x63onfigs\x18\x04 \x03(\x0b\x32+.raftlog.v1.CreateTopicRequest.ConfigsEntry\x12\x15\n\rvalidate_only\x18\x05 \x01(\x08\x1a.\n\x0c\x43onfigsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd4\x01\n\x10TopicDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08topic_id\x18\x02 \x01(\t\x12:\n\x07\x63onfigs\x18\x03 \x03(\x0b\x32).raftlog.v1.TopicDescription.ConfigsEntry\x12\x34\n\npartitions\x18\x04 \x03(\x0b\x32 .raftlog.v1.PartitionDescription\x1a.\n\x0c\x43onfigsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x01\n\x14PartitionDescription\x12\x11\n\tpartition\x18\x01 \x01(\x05\x12\x0e\n\x06leader\x18\x02 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x03 \x01(\x05\x12\x10\n\x08replicas\x18\x04 \x03(\x05\x12\x0b\n\x03isr\x18\x05 \x03(\x05\x12\x17\n\x0fpartition_epoch\x18\x06 \x01(\x05\"B\n\x13\x43reateTopicResponse\x12+\n\x05topic\x18\x01 \x01(\x0b\x32\x1c.raftlog.v1.TopicDescription\"\"\n\x12\x44\x65leteTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteTopicResponse\"\x13\n\x11ListTopicsRequest\"#\n\x12ListTopicsResponse\x12\r\n\x05names\x18\x01 \x03(\t\"$\n\x14\x44\x65scribeTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x97\x01\n\x13\x41lterConfigsRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x35\n\x03set\x18\x02 \x03(\x0b\x32(.raftlog.v1.AlterConfigsRequest.SetEntry\x12\x0e\n\x06\x64\x65lete\x18\x03 \x03(\t\x1a*\n\x08SetEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x86\x01\n\x14\x41lterConfigsResponse\x12>\n\x07\x63onfigs\x18\x01 \x03(\x0b\x32-.raftlog.v1.AlterConfigsResponse.ConfigsEntry\x1a.\n\x0c\x43onfigsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xcd\x04\n\x05\x41\x64min\x12W\n\x0e\x44\x65scribeQuorum\x12!.raftlog.v1.DescribeQuorumRequest\x1a\".raftlog.v1.DescribeQuorumResponse\x12Z\n\x0f\x44\x65scribeCluster\x12\".raftlog.v1.DescribeClusterRequest\x1a#.raftlog.v1.DescribeClusterResponse\x12N\n\x0b\x43reateTopic\x12\x1e.raftlog.v1.CreateTopicRequest\x1a\x1f.raftlog.v1.CreateTopicResponse\x12N\n\x0b\x44\x65leteTopic\x12\x1e.raftlog.v1.DeleteTopicRequest\x1a\x1f.raftlog.v1.DeleteTopicResponse\x12K\n\nListTopics\x12\x1d.raftlog.v1.ListTopicsRequest\x1a\x1e.raftlog.v1.ListTopicsResponse\x12O\n\rDescribeTopic\x12 .raftlog.v1.DescribeTopicRequest\x1a\x1c.raftlog.v1.TopicDescription\x12Q\n\x0c\x41lterConfigs\x12\x1f.raftlog.v1.AlterConfigsRequest\x1a .raftlog.v1.AlterConfigsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raftlog.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CREATETOPICREQUEST_CONFIGSENTRY']._loaded_options = None
+  _globals['_CREATETOPICREQUEST_CONFIGSENTRY']._serialized_options = b'8\001'
+  _globals['_TOPICDESCRIPTION_CONFIGSENTRY']._loaded_options = None
+  _globals['_TOPICDESCRIPTION_CONFIGSENTRY']._serialized_options = b'8\001'
+  _globals['_ALTERCONFIGSREQUEST_SETENTRY']._loaded_options = None
+  _globals['_ALTERCONFIGSREQUEST_SETENTRY']._serialized_options = b'8\001'
+  _globals['_ALTERCONFIGSRESPONSE_CONFIGSENTRY']._loaded_options = None
+  _globals['_ALTERCONFIGSRESPONSE_CONFIGSENTRY']._serialized_options = b'8\001'
   _globals['_DESCRIBEQUORUMREQUEST']._serialized_start=38
   _globals['_DESCRIBEQUORUMREQUEST']._serialized_end=81
   _globals['_VOTERSTATE']._serialized_start=83
@@ -43,6 +51,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BROKERDESCRIPTION']._serialized_end=542
   _globals['_DESCRIBECLUSTERRESPONSE']._serialized_start=545
   _globals['_DESCRIBECLUSTERRESPONSE']._serialized_end=707
-  _globals['_ADMIN']._serialized_start=710
-  _globals['_ADMIN']._serialized_end=898
+  _globals['_CREATETOPICREQUEST']._serialized_start=710
+  _globals['_CREATETOPICREQUEST']._serialized_end=925
+  _globals['_CREATETOPICREQUEST_CONFIGSENTRY']._serialized_start=879
+  _globals['_CREATETOPICREQUEST_CONFIGSENTRY']._serialized_end=925
+  _globals['_TOPICDESCRIPTION']._serialized_start=928
+  _globals['_TOPICDESCRIPTION']._serialized_end=1140
+  _globals['_TOPICDESCRIPTION_CONFIGSENTRY']._serialized_start=879
+  _globals['_TOPICDESCRIPTION_CONFIGSENTRY']._serialized_end=925
+  _globals['_PARTITIONDESCRIPTION']._serialized_start=1143
+  _globals['_PARTITIONDESCRIPTION']._serialized_end=1278
+  _globals['_CREATETOPICRESPONSE']._serialized_start=1280
+  _globals['_CREATETOPICRESPONSE']._serialized_end=1346
+  _globals['_DELETETOPICREQUEST']._serialized_start=1348
+  _globals['_DELETETOPICREQUEST']._serialized_end=1382
+  _globals['_DELETETOPICRESPONSE']._serialized_start=1384
+  _globals['_DELETETOPICRESPONSE']._serialized_end=1405
+  _globals['_LISTTOPICSREQUEST']._serialized_start=1407
+  _globals['_LISTTOPICSREQUEST']._serialized_end=1426
+  _globals['_LISTTOPICSRESPONSE']._serialized_start=1428
+  _globals['_LISTTOPICSRESPONSE']._serialized_end=1463
+  _globals['_DESCRIBETOPICREQUEST']._serialized_start=1465
+  _globals['_DESCRIBETOPICREQUEST']._serialized_end=1501
+  _globals['_ALTERCONFIGSREQUEST']._serialized_start=1504
+  _globals['_ALTERCONFIGSREQUEST']._serialized_end=1655
+  _globals['_ALTERCONFIGSREQUEST_SETENTRY']._serialized_start=1613
+  _globals['_ALTERCONFIGSREQUEST_SETENTRY']._serialized_end=1655
+  _globals['_ALTERCONFIGSRESPONSE']._serialized_start=1658
+  _globals['_ALTERCONFIGSRESPONSE']._serialized_end=1792
+  _globals['_ALTERCONFIGSRESPONSE_CONFIGSENTRY']._serialized_start=879
+  _globals['_ALTERCONFIGSRESPONSE_CONFIGSENTRY']._serialized_end=925
+  _globals['_ADMIN']._serialized_start=1795
+  _globals['_ADMIN']._serialized_end=2384
 # @@protoc_insertion_point(module_scope)

@@ -44,6 +44,31 @@ class AdminStub:
                 request_serializer=raftlog_dot_v1_dot_admin__pb2.DescribeClusterRequest.SerializeToString,
                 response_deserializer=raftlog_dot_v1_dot_admin__pb2.DescribeClusterResponse.FromString,
                 _registered_method=True)
+        self.CreateTopic = channel.unary_unary(
+                '/raftlog.v1.Admin/CreateTopic',
+                request_serializer=raftlog_dot_v1_dot_admin__pb2.CreateTopicRequest.SerializeToString,
+                response_deserializer=raftlog_dot_v1_dot_admin__pb2.CreateTopicResponse.FromString,
+                _registered_method=True)
+        self.DeleteTopic = channel.unary_unary(
+                '/raftlog.v1.Admin/DeleteTopic',
+                request_serializer=raftlog_dot_v1_dot_admin__pb2.DeleteTopicRequest.SerializeToString,
+                response_deserializer=raftlog_dot_v1_dot_admin__pb2.DeleteTopicResponse.FromString,
+                _registered_method=True)
+        self.ListTopics = channel.unary_unary(
+                '/raftlog.v1.Admin/ListTopics',
+                request_serializer=raftlog_dot_v1_dot_admin__pb2.ListTopicsRequest.SerializeToString,
+                response_deserializer=raftlog_dot_v1_dot_admin__pb2.ListTopicsResponse.FromString,
+                _registered_method=True)
+        self.DescribeTopic = channel.unary_unary(
+                '/raftlog.v1.Admin/DescribeTopic',
+                request_serializer=raftlog_dot_v1_dot_admin__pb2.DescribeTopicRequest.SerializeToString,
+                response_deserializer=raftlog_dot_v1_dot_admin__pb2.TopicDescription.FromString,
+                _registered_method=True)
+        self.AlterConfigs = channel.unary_unary(
+                '/raftlog.v1.Admin/AlterConfigs',
+                request_serializer=raftlog_dot_v1_dot_admin__pb2.AlterConfigsRequest.SerializeToString,
+                response_deserializer=raftlog_dot_v1_dot_admin__pb2.AlterConfigsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -61,6 +86,36 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateTopic(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTopic(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTopics(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DescribeTopic(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AlterConfigs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +128,31 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.DescribeCluster,
                     request_deserializer=raftlog_dot_v1_dot_admin__pb2.DescribeClusterRequest.FromString,
                     response_serializer=raftlog_dot_v1_dot_admin__pb2.DescribeClusterResponse.SerializeToString,
+            ),
+            'CreateTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTopic,
+                    request_deserializer=raftlog_dot_v1_dot_admin__pb2.CreateTopicRequest.FromString,
+                    response_serializer=raftlog_dot_v1_dot_admin__pb2.CreateTopicResponse.SerializeToString,
+            ),
+            'DeleteTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTopic,
+                    request_deserializer=raftlog_dot_v1_dot_admin__pb2.DeleteTopicRequest.FromString,
+                    response_serializer=raftlog_dot_v1_dot_admin__pb2.DeleteTopicResponse.SerializeToString,
+            ),
+            'ListTopics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTopics,
+                    request_deserializer=raftlog_dot_v1_dot_admin__pb2.ListTopicsRequest.FromString,
+                    response_serializer=raftlog_dot_v1_dot_admin__pb2.ListTopicsResponse.SerializeToString,
+            ),
+            'DescribeTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeTopic,
+                    request_deserializer=raftlog_dot_v1_dot_admin__pb2.DescribeTopicRequest.FromString,
+                    response_serializer=raftlog_dot_v1_dot_admin__pb2.TopicDescription.SerializeToString,
+            ),
+            'AlterConfigs': grpc.unary_unary_rpc_method_handler(
+                    servicer.AlterConfigs,
+                    request_deserializer=raftlog_dot_v1_dot_admin__pb2.AlterConfigsRequest.FromString,
+                    response_serializer=raftlog_dot_v1_dot_admin__pb2.AlterConfigsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +209,141 @@ class Admin:
             '/raftlog.v1.Admin/DescribeCluster',
             raftlog_dot_v1_dot_admin__pb2.DescribeClusterRequest.SerializeToString,
             raftlog_dot_v1_dot_admin__pb2.DescribeClusterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftlog.v1.Admin/CreateTopic',
+            raftlog_dot_v1_dot_admin__pb2.CreateTopicRequest.SerializeToString,
+            raftlog_dot_v1_dot_admin__pb2.CreateTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftlog.v1.Admin/DeleteTopic',
+            raftlog_dot_v1_dot_admin__pb2.DeleteTopicRequest.SerializeToString,
+            raftlog_dot_v1_dot_admin__pb2.DeleteTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTopics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftlog.v1.Admin/ListTopics',
+            raftlog_dot_v1_dot_admin__pb2.ListTopicsRequest.SerializeToString,
+            raftlog_dot_v1_dot_admin__pb2.ListTopicsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftlog.v1.Admin/DescribeTopic',
+            raftlog_dot_v1_dot_admin__pb2.DescribeTopicRequest.SerializeToString,
+            raftlog_dot_v1_dot_admin__pb2.TopicDescription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AlterConfigs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftlog.v1.Admin/AlterConfigs',
+            raftlog_dot_v1_dot_admin__pb2.AlterConfigsRequest.SerializeToString,
+            raftlog_dot_v1_dot_admin__pb2.AlterConfigsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,20 +22,37 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from raftlog.v1 import errors_pb2 as raftlog_dot_v1_dot_errors__pb2
 from raftlog.v1 import metadata_pb2 as raftlog_dot_v1_dot_metadata__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1braftlog/v1/controller.proto\x12\nraftlog.v1\x1a\x19raftlog/v1/metadata.proto\"\x8d\x01\n\x15RegisterBrokerRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x11\n\tbroker_id\x18\x02 \x01(\x05\x12\x16\n\x0eincarnation_id\x18\x03 \x01(\t\x12\'\n\tendpoints\x18\x04 \x03(\x0b\x32\x14.raftlog.v1.Endpoint\x12\x0c\n\x04rack\x18\x05 \x01(\t\".\n\x16RegisterBrokerResponse\x12\x14\n\x0c\x62roker_epoch\x18\x01 \x01(\x04\x32\x65\n\nController\x12W\n\x0eRegisterBroker\x12!.raftlog.v1.RegisterBrokerRequest\x1a\".raftlog.v1.RegisterBrokerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1braftlog/v1/controller.proto\x12\nraftlog.v1\x1a\x17raftlog/v1/errors.proto\x1a\x19raftlog/v1/metadata.proto\"\x8d\x01\n\x15RegisterBrokerRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x11\n\tbroker_id\x18\x02 \x01(\x05\x12\x16\n\x0eincarnation_id\x18\x03 \x01(\t\x12\'\n\tendpoints\x18\x04 \x03(\x0b\x32\x14.raftlog.v1.Endpoint\x12\x0c\n\x04rack\x18\x05 \x01(\t\".\n\x16RegisterBrokerResponse\x12\x14\n\x0c\x62roker_epoch\x18\x01 \x01(\x04\"y\n\x16\x42rokerHeartbeatRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x04\x12\x1f\n\x17\x63urrent_metadata_offset\x18\x03 \x01(\x04\x12\x15\n\rwant_shutdown\x18\x04 \x01(\x08\"\x82\x01\n\x17\x42rokerHeartbeatResponse\x12$\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x15.raftlog.v1.ErrorInfo\x12\x11\n\tis_fenced\x18\x02 \x01(\x08\x12\x14\n\x0cis_caught_up\x18\x03 \x01(\x08\x12\x18\n\x10should_shut_down\x18\x04 \x01(\x08\"y\n\x12\x41lterPartitionItem\x12\x10\n\x08topic_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x03 \x01(\x05\x12\x17\n\x0fpartition_epoch\x18\x04 \x01(\x05\x12\x0f\n\x07new_isr\x18\x05 \x03(\x05\"t\n\x15\x41lterPartitionRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x04\x12\x32\n\npartitions\x18\x03 \x03(\x0b\x32\x1e.raftlog.v1.AlterPartitionItem\"\xad\x01\n\x14\x41lterPartitionResult\x12\x10\n\x08topic_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.raftlog.v1.ErrorInfo\x12\x0e\n\x06leader\x18\x04 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x05 \x01(\x05\x12\x0b\n\x03isr\x18\x06 \x03(\x05\x12\x17\n\x0fpartition_epoch\x18\x07 \x01(\x05\"N\n\x16\x41lterPartitionResponse\x12\x34\n\npartitions\x18\x01 \x03(\x0b\x32 .raftlog.v1.AlterPartitionResult\"E\n\x1a\x41llocateProducerIdsRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x04\"G\n\x1b\x41llocateProducerIdsResponse\x12\x19\n\x11\x66irst_producer_id\x18\x01 \x01(\x03\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x32\x86\x03\n\nController\x12W\n\x0eRegisterBroker\x12!.raftlog.v1.RegisterBrokerRequest\x1a\".raftlog.v1.RegisterBrokerResponse\x12^\n\x0f\x42rokerHeartbeat\x12\".raftlog.v1.BrokerHeartbeatRequest\x1a#.raftlog.v1.BrokerHeartbeatResponse(\x01\x30\x01\x12W\n\x0e\x41lterPartition\x12!.raftlog.v1.AlterPartitionRequest\x1a\".raftlog.v1.AlterPartitionResponse\x12\x66\n\x13\x41llocateProducerIds\x12&.raftlog.v1.AllocateProducerIdsRequest\x1a\'.raftlog.v1.AllocateProducerIdsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raftlog.v1.controller_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REGISTERBROKERREQUEST']._serialized_start=71
-  _globals['_REGISTERBROKERREQUEST']._serialized_end=212
-  _globals['_REGISTERBROKERRESPONSE']._serialized_start=214
-  _globals['_REGISTERBROKERRESPONSE']._serialized_end=260
-  _globals['_CONTROLLER']._serialized_start=262
-  _globals['_CONTROLLER']._serialized_end=363
+  _globals['_REGISTERBROKERREQUEST']._serialized_start=96
+  _globals['_REGISTERBROKERREQUEST']._serialized_end=237
+  _globals['_REGISTERBROKERRESPONSE']._serialized_start=239
+  _globals['_REGISTERBROKERRESPONSE']._serialized_end=285
+  _globals['_BROKERHEARTBEATREQUEST']._serialized_start=287
+  _globals['_BROKERHEARTBEATREQUEST']._serialized_end=408
+  _globals['_BROKERHEARTBEATRESPONSE']._serialized_start=411
+  _globals['_BROKERHEARTBEATRESPONSE']._serialized_end=541
+  _globals['_ALTERPARTITIONITEM']._serialized_start=543
+  _globals['_ALTERPARTITIONITEM']._serialized_end=664
+  _globals['_ALTERPARTITIONREQUEST']._serialized_start=666
+  _globals['_ALTERPARTITIONREQUEST']._serialized_end=782
+  _globals['_ALTERPARTITIONRESULT']._serialized_start=785
+  _globals['_ALTERPARTITIONRESULT']._serialized_end=958
+  _globals['_ALTERPARTITIONRESPONSE']._serialized_start=960
+  _globals['_ALTERPARTITIONRESPONSE']._serialized_end=1038
+  _globals['_ALLOCATEPRODUCERIDSREQUEST']._serialized_start=1040
+  _globals['_ALLOCATEPRODUCERIDSREQUEST']._serialized_end=1109
+  _globals['_ALLOCATEPRODUCERIDSRESPONSE']._serialized_start=1111
+  _globals['_ALLOCATEPRODUCERIDSRESPONSE']._serialized_end=1182
+  _globals['_CONTROLLER']._serialized_start=1185
+  _globals['_CONTROLLER']._serialized_end=1575
 # @@protoc_insertion_point(module_scope)

@@ -39,12 +39,45 @@ class ControllerStub:
                 request_serializer=raftlog_dot_v1_dot_controller__pb2.RegisterBrokerRequest.SerializeToString,
                 response_deserializer=raftlog_dot_v1_dot_controller__pb2.RegisterBrokerResponse.FromString,
                 _registered_method=True)
+        self.BrokerHeartbeat = channel.stream_stream(
+                '/raftlog.v1.Controller/BrokerHeartbeat',
+                request_serializer=raftlog_dot_v1_dot_controller__pb2.BrokerHeartbeatRequest.SerializeToString,
+                response_deserializer=raftlog_dot_v1_dot_controller__pb2.BrokerHeartbeatResponse.FromString,
+                _registered_method=True)
+        self.AlterPartition = channel.unary_unary(
+                '/raftlog.v1.Controller/AlterPartition',
+                request_serializer=raftlog_dot_v1_dot_controller__pb2.AlterPartitionRequest.SerializeToString,
+                response_deserializer=raftlog_dot_v1_dot_controller__pb2.AlterPartitionResponse.FromString,
+                _registered_method=True)
+        self.AllocateProducerIds = channel.unary_unary(
+                '/raftlog.v1.Controller/AllocateProducerIds',
+                request_serializer=raftlog_dot_v1_dot_controller__pb2.AllocateProducerIdsRequest.SerializeToString,
+                response_deserializer=raftlog_dot_v1_dot_controller__pb2.AllocateProducerIdsResponse.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
     """Missing associated documentation comment in .proto file."""
 
     def RegisterBroker(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BrokerHeartbeat(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AlterPartition(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AllocateProducerIds(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -57,6 +90,21 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.RegisterBroker,
                     request_deserializer=raftlog_dot_v1_dot_controller__pb2.RegisterBrokerRequest.FromString,
                     response_serializer=raftlog_dot_v1_dot_controller__pb2.RegisterBrokerResponse.SerializeToString,
+            ),
+            'BrokerHeartbeat': grpc.stream_stream_rpc_method_handler(
+                    servicer.BrokerHeartbeat,
+                    request_deserializer=raftlog_dot_v1_dot_controller__pb2.BrokerHeartbeatRequest.FromString,
+                    response_serializer=raftlog_dot_v1_dot_controller__pb2.BrokerHeartbeatResponse.SerializeToString,
+            ),
+            'AlterPartition': grpc.unary_unary_rpc_method_handler(
+                    servicer.AlterPartition,
+                    request_deserializer=raftlog_dot_v1_dot_controller__pb2.AlterPartitionRequest.FromString,
+                    response_serializer=raftlog_dot_v1_dot_controller__pb2.AlterPartitionResponse.SerializeToString,
+            ),
+            'AllocateProducerIds': grpc.unary_unary_rpc_method_handler(
+                    servicer.AllocateProducerIds,
+                    request_deserializer=raftlog_dot_v1_dot_controller__pb2.AllocateProducerIdsRequest.FromString,
+                    response_serializer=raftlog_dot_v1_dot_controller__pb2.AllocateProducerIdsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +134,87 @@ class Controller:
             '/raftlog.v1.Controller/RegisterBroker',
             raftlog_dot_v1_dot_controller__pb2.RegisterBrokerRequest.SerializeToString,
             raftlog_dot_v1_dot_controller__pb2.RegisterBrokerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BrokerHeartbeat(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/raftlog.v1.Controller/BrokerHeartbeat',
+            raftlog_dot_v1_dot_controller__pb2.BrokerHeartbeatRequest.SerializeToString,
+            raftlog_dot_v1_dot_controller__pb2.BrokerHeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AlterPartition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftlog.v1.Controller/AlterPartition',
+            raftlog_dot_v1_dot_controller__pb2.AlterPartitionRequest.SerializeToString,
+            raftlog_dot_v1_dot_controller__pb2.AlterPartitionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AllocateProducerIds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftlog.v1.Controller/AllocateProducerIds',
+            raftlog_dot_v1_dot_controller__pb2.AllocateProducerIdsRequest.SerializeToString,
+            raftlog_dot_v1_dot_controller__pb2.AllocateProducerIdsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,6 +10,7 @@ import pytest
 from node.controller.controller import QuorumController
 from node.controller.image import MetadataImage
 from node.controller.loader import MetadataLoader
+from node.controller.partitions import unfence_broker
 from node.controller.topics import alter_configs, create_topic, delete_topic, new_topic_id, place_replicas
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.raft.types import Entry
@@ -34,6 +35,8 @@ class Cluster:
                     ),
                 )
             )
+            broker = self.image.brokers[broker_id]
+            self.commit(unfence_broker(self.image, broker.broker_id))
 
     @property
     def image(self) -> MetadataImage:

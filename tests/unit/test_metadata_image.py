@@ -43,9 +43,26 @@ def test_reregistration_of_same_incarnation_is_a_no_op_and_restart_bumps_epoch()
     loader.apply_entries(entries_for(controller.register_broker(loader.image, req), 1, 1))
     assert controller.register_broker(loader.image, req) == []
     restarted = register_request(3)
-    image = loader.apply_entries(entries_for(controller.register_broker(loader.image, restarted), 2, 2))
+    records = controller.register_broker(loader.image, restarted)
+    # The old incarnation was never unfenced, so there is nothing to fence first.
+    assert [r.WhichOneof("record") for r in records] == ["register_broker"]
+    image = loader.apply_entries(entries_for(records, 2, 2))
     assert image.brokers[3].incarnation_id == restarted.incarnation_id
-    assert image.brokers[3].broker_epoch == 2
+    assert image.brokers[3].broker_epoch == 2 and image.brokers[3].fenced
+
+
+def test_restart_of_an_unfenced_broker_fences_the_old_incarnation_first() -> None:
+    controller = QuorumController()
+    loader = MetadataLoader(node_id=1)
+    loader.apply_entries(entries_for(controller.register_broker(loader.image, register_request(3)), 1, 1))
+    unfence = metadata_pb2.MetadataRecord(
+        unfence_broker=metadata_pb2.UnfenceBrokerRecord(broker_id=3, broker_epoch=1)
+    )
+    assert not loader.apply_entries(entries_for([unfence], 2, 1)).brokers[3].fenced
+    records = controller.register_broker(loader.image, register_request(3))
+    assert [r.WhichOneof("record") for r in records] == ["fence_broker", "register_broker"]
+    image = loader.apply_entries(entries_for(records, 3, 1))
+    assert image.brokers[3].broker_epoch == 4 and image.brokers[3].fenced
 
 
 def test_images_are_immutable_and_old_images_unchanged() -> None:

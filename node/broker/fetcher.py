@@ -1,0 +1,350 @@
+"""ReplicaFetcher: one per leader broker, pulling every partition this broker follows
+on that leader with one ReplicaFetch RPC (Kafka's fetcher thread + fetch session).
+
+Per partition, after it became a follower under a new leader epoch:
+1. truncate: OffsetForLeaderEpoch(latest local epoch) and drop the divergent suffix
+   (KIP-101/279), repeated while the leader names an epoch this replica lacks;
+2. fetch from the log end with ``current_leader_epoch``; append the leader's batches
+   unchanged (all partitions of a response in one event-loop turn, so the group
+   committer syncs them once); follower HW = min(leader HW, own LEO).
+
+Partition errors park the partition for ``replica_fetch_backoff_ms`` (a metadata
+update re-adds it under a new generation and resets the wait); transport errors back
+off the whole fetcher. The loop is bounded by its stop event and cancellation-safe:
+log mutations hold the partition's lock and re-check the follower generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from structlog.typing import FilteringBoundLogger
+
+from node.broker.clients import PeerClientFactory, ReplicationPeer
+from node.broker.config import BrokerConfig
+from node.broker.partition import Partition, Role, group_batches, now_ms
+from raftlog.errors import ErrorCode, KafkaError
+from raftlog.v1 import replication_pb2
+
+_MAX_BACKOFF_MS = 2_000
+#: Leader-side errors that mean "this broker's metadata and the leader's disagree":
+#: wait for the next image (which re-adds the partition) or retry after a backoff.
+_WAIT_FOR_METADATA = frozenset({
+    ErrorCode.NOT_LEADER_OR_FOLLOWER,
+    ErrorCode.FENCED_LEADER_EPOCH,
+    ErrorCode.UNKNOWN_LEADER_EPOCH,
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    ErrorCode.UNKNOWN_TOPIC_ID,
+    ErrorCode.REPLICA_NOT_AVAILABLE,
+})
+
+
+@dataclass(slots=True)
+class FetchState:
+    partition: Partition
+    generation: int
+    needs_truncation: bool = True
+    delayed_until_ms: float = 0.0
+    ahead_of_leader: bool = False
+    """The last fetch was out of range above the leader's log start."""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.partition.topic_id, self.partition.partition)
+
+    @property
+    def current(self) -> bool:
+        p = self.partition
+        return p.role is Role.FOLLOWER and p.follower_generation == self.generation and not p.removed
+
+
+class ReplicaFetcher:
+    def __init__(
+        self,
+        broker_id: int,
+        leader_id: int,
+        address: str,
+        config: BrokerConfig,
+        peer_factory: PeerClientFactory,
+        broker_epoch: Callable[[], int],
+    ) -> None:
+        self.broker_id = broker_id
+        self.leader_id = leader_id
+        self.address = address
+        self.config = config
+        self._peer_factory = peer_factory
+        self._broker_epoch = broker_epoch
+        self._peer: ReplicationPeer | None = None
+        self._states: dict[tuple[str, int], FetchState] = {}
+        self._wake = asyncio.Event()
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._failures = 0
+        self.fetches = 0
+        self.logger: FilteringBoundLogger = structlog.get_logger("fetcher").bind(
+            node_id=broker_id, leader=leader_id
+        )
+
+    # ------------------------------------------------------------------ control
+    def add(self, partition: Partition) -> None:
+        """Follow ``partition`` (again): a new generation always truncates first."""
+        self._states[(partition.topic_id, partition.partition)] = FetchState(partition, partition.follower_generation)
+        self._wake.set()
+
+    def remove(self, partition: Partition) -> None:
+        self._states.pop((partition.topic_id, partition.partition), None)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def __contains__(self, partition: Partition) -> bool:
+        state = self._states.get((partition.topic_id, partition.partition))
+        return state is not None and state.partition is partition
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"fetcher-{self.leader_id}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._resumed.set()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        peer, self._peer = self._peer, None
+        if peer is not None:
+            await peer.close()
+
+    def pause(self) -> None:
+        """Stop sending fetches (tests: a follower that falls behind)."""
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        self._resumed.set()
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resumed.is_set()
+
+    # ------------------------------------------------------------------ loop
+    def _peer_client(self) -> ReplicationPeer:
+        if self._peer is None:
+            self._peer = self._peer_factory(self.leader_id, self.address)
+        return self._peer
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            await self._resumed.wait()
+            if self._stopping:
+                return
+            try:
+                worked = await self._round()
+                self._failures = 0
+            except asyncio.CancelledError:
+                raise
+            except KafkaError as exc:
+                self._failures += 1
+                await self._backoff(exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a fetcher must outlive any bug in one round
+                self.logger.error("replica fetch round failed", error=repr(exc), exc_info=True)
+                self._failures += 1
+                await self._backoff(exc)
+                continue
+            if not worked:
+                await self._idle()
+
+    async def _backoff(self, exc: BaseException) -> None:
+        delay_ms = min(_MAX_BACKOFF_MS, self.config.replica_fetch_backoff_ms * (2 ** min(self._failures - 1, 4)))
+        log = self.logger.warning if self._failures in (1, 10) or self._failures % 50 == 0 else self.logger.debug
+        log("replica fetch failed; backing off", error=str(exc), failures=self._failures, backoff_ms=delay_ms)
+        await self._sleep(delay_ms)
+
+    async def _sleep(self, delay_ms: float) -> None:
+        """Wait up to ``delay_ms``; a new partition (even one added while the last round
+        ran) or stop ends the wait early."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(0.0, delay_ms) / 1000)
+        self._wake.clear()
+
+    async def _idle(self) -> None:
+        now = now_ms()
+        delays = [s.delayed_until_ms - now for s in self._states.values() if s.delayed_until_ms > now]
+        await self._sleep(min(delays) if delays else self.config.replica_fetch_backoff_ms)
+
+    async def _round(self) -> bool:
+        """One truncation step and one fetch; False when there was nothing to do."""
+        for key, state in list(self._states.items()):
+            if not state.current:
+                # Superseded: the manager re-adds it when it follows again.
+                if self._states.get(key) is state and state.partition.role is not Role.FOLLOWER:
+                    del self._states[key]
+        now = now_ms()
+        ready = [s for s in self._states.values() if s.current and s.delayed_until_ms <= now]
+        truncating = [s for s in ready if s.needs_truncation]
+        if truncating:
+            await self._truncate(truncating)
+        fetchable = [s for s in ready if not s.needs_truncation and s.current]
+        if not fetchable:
+            return bool(truncating)
+        await self._fetch(fetchable)
+        return True
+
+    # ------------------------------------------------------------------ truncation
+    async def _truncate(self, states: list[FetchState]) -> None:
+        queries: list[tuple[FetchState, int]] = []
+        for state in states:
+            latest = state.partition.log.latest_epoch()
+            if latest < 0:
+                p = state.partition
+                if p.log_end_offset > p.high_watermark:
+                    # No epoch cache to compare with: keep only what was committed.
+                    await p.truncate_to(p.high_watermark, state.generation)
+                state.needs_truncation = False
+                continue
+            queries.append((state, latest))
+        if not queries:
+            return
+        request = replication_pb2.OffsetForLeaderEpochRequest(replica_id=self.broker_id)
+        for state, latest in queries:
+            request.partitions.append(replication_pb2.EpochQuery(
+                topic_id=state.partition.topic_id,
+                partition=state.partition.partition,
+                current_leader_epoch=state.partition.leader_epoch,
+                leader_epoch=latest,
+            ))
+        response = await self._peer_client().offset_for_leader_epoch(
+            request, self.config.replica_socket_timeout_ms / 1000
+        )
+        by_key = {(r.topic_id, r.partition): r for r in response.partitions}
+        for state, latest in queries:
+            result = by_key.get(state.key)
+            if result is None or not state.current:
+                continue
+            if result.HasField("error") and result.error.error_code != 0:
+                self._partition_error(state, result.error.error_code, result.error.message)
+                continue
+            await self._apply_epoch_end(state, latest, result.leader_epoch, result.end_offset)
+
+    async def _apply_epoch_end(self, state: FetchState, asked: int, leader_epoch: int, end_offset: int) -> None:
+        p = state.partition
+        leo = p.log_end_offset
+        done = True
+        if end_offset < 0:
+            target = min(p.high_watermark, leo)  # the leader knows no such epoch: keep what is committed
+        elif leader_epoch < 0:
+            target = min(end_offset, leo)
+        else:
+            local_epoch, local_end = p.log.end_offset_for_epoch(leader_epoch)
+            if local_epoch != leader_epoch:
+                # KIP-279: this replica lacks the epoch the leader answered with; cut to
+                # the end of the largest epoch below it and ask again.
+                target = min(local_end if local_end >= 0 else p.log_start_offset, leo)
+                done = False
+            else:
+                target = min(local_end, end_offset, leo)
+        if await p.truncate_to(target, state.generation):
+            self.logger.debug("epoch check", topic=p.topic, partition=p.partition, asked_epoch=asked,
+                              leader_epoch=leader_epoch, end_offset=end_offset, truncated_to=target, done=done)
+            # An intermediate step that cut nothing would ask the same question again.
+            state.needs_truncation = not done and target < leo and p.log.latest_epoch() >= 0
+
+    # ------------------------------------------------------------------ fetch
+    async def _fetch(self, states: list[FetchState]) -> None:
+        cfg = self.config
+        request = replication_pb2.ReplicaFetchRequest(
+            replica_id=self.broker_id,
+            broker_epoch=max(0, self._broker_epoch()),
+            max_wait_ms=cfg.replica_fetch_wait_max_ms,
+            min_bytes=cfg.replica_fetch_min_bytes,
+            max_bytes=cfg.replica_fetch_response_max_bytes,
+        )
+        # Rotate so one busy partition does not always take the response budget.
+        shift = self.fetches % len(states)
+        ordered = states[shift:] + states[:shift]
+        offsets: dict[tuple[str, int], int] = {}
+        for state in ordered:
+            p = state.partition
+            offsets[state.key] = p.log_end_offset
+            request.partitions.append(replication_pb2.ReplicaFetchPartition(
+                topic_id=p.topic_id,
+                partition=p.partition,
+                fetch_offset=p.log_end_offset,
+                current_leader_epoch=p.leader_epoch,
+                max_bytes=cfg.replica_fetch_max_bytes,
+            ))
+        self.fetches += 1
+        timeout = (cfg.replica_fetch_wait_max_ms + cfg.replica_socket_timeout_ms) / 1000
+        response = await self._peer_client().replica_fetch(request, timeout)
+        by_key = {s.key: s for s in ordered}
+        jobs = []
+        for data in response.partitions:
+            found = by_key.get((data.topic_id, data.partition))
+            if found is None or self._states.get(found.key) is not found or not found.current:
+                continue
+            jobs.append(self._handle(found, data, offsets[found.key]))
+        # Concurrently: the appends of all partitions land in one group commit.
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        for result in results:
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                self.logger.error("applying fetched data failed", error=repr(result))
+
+    async def _handle(self, state: FetchState, data: replication_pb2.ReplicaFetchPartitionData,
+                      fetch_offset: int) -> None:
+        p = state.partition
+        if data.HasField("error") and data.error.error_code != 0:
+            code = data.error.error_code
+            if code == ErrorCode.OFFSET_OUT_OF_RANGE:
+                if fetch_offset < data.log_start_offset:
+                    await p.truncate_fully_and_start_at(data.log_start_offset, state.generation)
+                elif not state.ahead_of_leader:
+                    # Past the leader's log end: find the divergence by epoch first.
+                    state.ahead_of_leader = True
+                    state.needs_truncation = True
+                else:
+                    # The epoch check did not help (e.g. after an unclean election):
+                    # keep only what the leader has committed and fetch the rest again.
+                    await p.truncate_to(min(fetch_offset, data.high_watermark), state.generation)
+                    state.delayed_until_ms = now_ms() + self.config.replica_fetch_backoff_ms
+            else:
+                self._partition_error(state, code, data.error.message)
+            return
+        state.ahead_of_leader = False
+        try:
+            batches = group_batches(data.records)
+        except KafkaError as exc:
+            self.logger.error("leader sent a corrupt batch; retrying later", topic=p.topic,
+                              partition=p.partition, error=str(exc))
+            state.delayed_until_ms = now_ms() + self.config.replica_fetch_backoff_ms
+            return
+        try:
+            await p.append_as_follower(batches, state.generation, data.high_watermark)
+        except KafkaError as exc:
+            # e.g. the leader's data does not start at our log end: find the divergence.
+            self.logger.warning("fetched data does not fit the log", topic=p.topic,
+                                partition=p.partition, error=str(exc))
+            state.needs_truncation = True
+
+    def _partition_error(self, state: FetchState, code: int, message: str) -> None:
+        p = state.partition
+        try:
+            name = ErrorCode(code).name
+        except ValueError:
+            name = str(code)
+        log = self.logger.debug if code in _WAIT_FOR_METADATA else self.logger.warning
+        log("leader refused partition", topic=p.topic, partition=p.partition, error=name, message=message)
+        state.delayed_until_ms = now_ms() + self.config.replica_fetch_backoff_ms
+        if code in (ErrorCode.FENCED_LEADER_EPOCH, ErrorCode.UNKNOWN_LEADER_EPOCH):
+            state.needs_truncation = True

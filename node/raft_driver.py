@@ -1,0 +1,605 @@
+"""The asyncio driver of the pure Raft core: timers, persistence, transport, apply.
+
+One driver per node owns the ``RaftNode``, its storage and the ``MetadataLoader``.
+Everything that touches the core runs on the event loop, and never while a
+``Ready`` is being carried out: between ``ready()`` and ``advance()`` the driver is
+*busy*, and inbound messages, ticks, proposals and reports wait in a queue that is
+drained right after ``advance()`` (which also batches them: one persist per burst).
+
+The Ready cycle, as the core's docstrings order it:
+
+1. persist hard state + snapshot + entries as one synced write, in a one-thread
+   executor so the event loop keeps serving RPCs while the disk syncs;
+2. hand the messages to the transport (only now: votes and acks promise state
+   that is now durable);
+3. load a received snapshot, apply committed entries to the MetadataLoader,
+   resolve proposals and ReadIndex waiters;
+4. ``advance(ready)``; then maybe take a metadata snapshot and compact the log.
+
+Proposals are futures keyed by (term, last index): resolved once that index is
+applied with that term, failed with NOT_CONTROLLER when another term's entry
+commits there, or when this node stops being the leader first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from node.config import NodeConfig
+from node.controller.image import MetadataImage
+from node.controller.loader import MetadataLoader
+from node.logging import get_logger
+from node.transport import Transport
+from raftlog.errors import ErrorCode, KafkaError
+from raftlog.raft import (
+    Config,
+    NotLeaderError,
+    ProposalDroppedError,
+    RaftNode,
+)
+from raftlog.raft.storage import RaftStorage
+from raftlog.raft.types import NONE, Entry, Message, ReadState, Ready, Role, Snapshot, Status
+
+T = TypeVar("T")
+
+MAX_SIZE_PER_MSG = 1 << 20
+MAX_INFLIGHT_MSGS = 256
+MAX_INFLIGHT_BYTES = 32 << 20
+_REPLAY_CHUNK_BYTES = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalResult:
+    """Where a committed proposal landed: its entries are ``first..last`` of ``term``."""
+
+    term: int
+    first_index: int
+    last_index: int
+
+
+@dataclass(slots=True)
+class _Proposal:
+    term: int
+    first_index: int
+    last_index: int
+    future: asyncio.Future[ProposalResult]
+
+
+class DriverStoppedError(KafkaError):
+    def __init__(self, message: str = "the node is shutting down") -> None:
+        super().__init__(ErrorCode.BROKER_NOT_AVAILABLE, message)
+
+
+class RaftDriver:
+    """Drives one ``RaftNode``; see the module docstring. Loop-thread only."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        storage: RaftStorage,
+        loader: MetadataLoader,
+        transport: Transport,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.storage = storage
+        self.loader = loader
+        self.transport = transport
+        self._rng = rng if rng is not None else random.Random()
+        self._base_log = get_logger("raft", self.node_id)
+        self._log = self._base_log
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"raft-io-{self.node_id}")
+        self._core: RaftNode | None = None
+
+        # Soft view of the core, updated from every Ready (read without the core).
+        self.leader_id = NONE
+        self.role = Role.FOLLOWER
+        self.term = 0
+        self.commit = 0
+        self.applied = 0
+        self.snapshot_index = 0
+        #: time.monotonic() of the last message received from each peer.
+        self.last_received: dict[int, float] = {}
+        #: time.monotonic() of the last proposal this node made as leader.
+        self.last_proposal_at = 0.0
+        #: Term of the last applied entry: a leader decides only once it has applied
+        #: an entry of its own term, i.e. once its image holds every committed record.
+        self.applied_term = 0
+        #: Called with each new MetadataImage, on the loop, after it is applied.
+        self.image_listeners: list[Callable[[MetadataImage], None]] = []
+
+        self._busy = False
+        self._pending: deque[tuple[Callable[[RaftNode], Any], asyncio.Future[Any] | None]] = deque()
+        self._pending_ticks = 0
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._proposals: dict[int, _Proposal] = {}
+        self._reads: dict[bytes, asyncio.Future[int]] = {}
+        self._read_waiters: list[tuple[int, asyncio.Future[int]]] = []
+        self._read_ids = itertools.count(1)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self.stopped = asyncio.Event()
+        #: Set when the driver died (a storage write failed): the node must exit.
+        self.fatal: BaseException | None = None
+        self.died = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+    def restore(self) -> None:
+        """Rebuild the applied state from storage (snapshot, then committed entries)
+        and create the core. Runs before ``start()``; raises storage errors."""
+        snapshot = self.storage.snapshot()
+        if not snapshot.is_empty():
+            self._check_snapshot_voters(snapshot)
+            self.loader.load_snapshot(snapshot.data)
+        self.snapshot_index = snapshot.meta.index
+        hard_state = self.storage.hard_state()
+        applied = snapshot.meta.index
+        commit = min(hard_state.commit, self.storage.last_index())
+        while applied < commit:
+            chunk = self.storage.entries(applied + 1, commit + 1, _REPLAY_CHUNK_BYTES)
+            self.loader.apply_entries(chunk)
+            applied = chunk[-1].index
+            self.applied_term = chunk[-1].term
+        if applied == snapshot.meta.index:
+            self.applied_term = snapshot.meta.term
+        self.applied = applied
+        self.commit = max(hard_state.commit, applied)
+        self.term = hard_state.term
+        self._core = RaftNode(
+            Config(
+                id=self.node_id,
+                voters=self.config.voter_ids,
+                election_tick=self.config.election_tick,
+                heartbeat_tick=self.config.heartbeat_tick,
+                max_size_per_msg=MAX_SIZE_PER_MSG,
+                max_inflight_msgs=MAX_INFLIGHT_MSGS,
+                max_inflight_bytes=MAX_INFLIGHT_BYTES,
+                pre_vote=True,
+                check_quorum=True,
+                applied=applied,
+            ),
+            self.storage,
+            self._rng,
+        )
+        self._log = self._base_log.bind(role=self.role.value, term=self.term)
+        self._log.info(
+            "raft state restored",
+            snapshot_index=snapshot.meta.index,
+            applied=applied,
+            last_index=self.storage.last_index(),
+            metadata_offset=self.loader.image.offset,
+        )
+
+    def start(self) -> None:
+        if self._core is None:
+            self.restore()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._run(), name=f"raft-ready-{self.node_id}"),
+            loop.create_task(self._ticker(), name=f"raft-tick-{self.node_id}"),
+        ]
+        self._kick()
+
+    async def stop(self) -> None:
+        """Finish the Ready in progress, stop timers, fail every waiter, release the
+        executor. Storage stays open (its owner closes it)."""
+        if self._stopping:
+            await self.stopped.wait()
+            return
+        self._stopping = True
+        self._kick()
+        ticker = self._tasks[1] if len(self._tasks) > 1 else None
+        if ticker is not None:
+            ticker.cancel()
+        if self._tasks:
+            # The Ready loop exits at its next check; never cancel it mid-persist.
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._fail_everything(DriverStoppedError())
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        self.stopped.set()
+        self._notify()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def image(self) -> MetadataImage:
+        return self.loader.image
+
+    @property
+    def is_leader(self) -> bool:
+        return self.role == Role.LEADER
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks) and not self._stopping and self.fatal is None
+
+    def leader_address(self, leader_id: int | None = None) -> str:
+        """Where the given (default: current) leader can be reached: its registered
+        endpoint when the image has one, else its voter address."""
+        lid = self.leader_id if leader_id is None else leader_id
+        if lid == NONE:
+            return ""
+        broker = self.loader.image.brokers.get(lid)
+        if broker is not None and broker.address:
+            return broker.address
+        voter = self.config.voter(lid)
+        return voter.address if voter is not None else ""
+
+    def not_controller(self, message: str = "this node is not the active controller") -> KafkaError:
+        return KafkaError(
+            ErrorCode.NOT_CONTROLLER,
+            message,
+            leader_id=self.leader_id,
+            leader_address=self.leader_address(),
+        )
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait until ``predicate()`` holds after some state change; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.stopped.is_set():
+                return predicate()
+            event = self._changed
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                return predicate()
+        return True
+
+    async def wait_for_leader(self, timeout_s: float) -> int:
+        """The current leader id, waiting up to ``timeout_s`` for one (0 if none)."""
+        await self.wait_until(lambda: self.leader_id != NONE, timeout_s)
+        return self.leader_id
+
+    # ------------------------------------------------------------------ inputs
+    async def step(self, messages: Sequence[Message]) -> None:
+        """Step a batch from one peer. Raises the core's InvalidMessageError for the
+        first message it refuses (the messages before it were stepped)."""
+        now = time.monotonic()
+        for msg in messages:
+            self.last_received[msg.sender] = now
+
+        def step_all(core: RaftNode) -> None:
+            for msg in messages:
+                core.step(msg)
+
+        await self._call(step_all)
+
+    async def propose(self, records: Sequence[bytes], timeout_s: float) -> ProposalResult:
+        """Propose ``records`` (one entry each) and wait until they are committed and
+        applied here. Raises NOT_CONTROLLER (with the leader) or REQUEST_TIMED_OUT."""
+        if not records:
+            raise KafkaError(ErrorCode.INVALID_REQUEST, "no records to propose")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ProposalResult] = loop.create_future()
+
+        def do_propose(core: RaftNode) -> None:
+            try:
+                term, first, last = core.propose(list(records))
+            except NotLeaderError as exc:
+                leader = getattr(exc, "leader_id", self.leader_id)
+                raise KafkaError(
+                    ErrorCode.NOT_CONTROLLER,
+                    "this node is not the active controller",
+                    leader_id=leader,
+                    leader_address=self.leader_address(leader),
+                ) from None
+            except ProposalDroppedError as exc:
+                raise self.not_controller(f"proposal dropped: {exc}") from None
+            self.last_proposal_at = time.monotonic()
+            self._proposals[last] = _Proposal(term, first, last, future)
+
+        await self._call(do_propose)
+        try:
+            return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise KafkaError(
+                ErrorCode.REQUEST_TIMED_OUT,
+                f"proposal not committed within {timeout_s * 1000:.0f} ms",
+            ) from None
+
+    async def read_index(self, timeout_s: float) -> int:
+        """A linearizable read barrier (Raft ReadIndex): returns an index that, once
+        applied here (this returns only then), covers every write committed before
+        the call. Raises REQUEST_TIMED_OUT when no leader confirms in time."""
+        ctx = f"{self.node_id}:{next(self._read_ids)}".encode()
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._reads[ctx] = future
+
+        def do_read(core: RaftNode) -> None:
+            try:
+                core.read_index(ctx)
+            except NotLeaderError:
+                raise self.not_controller("no leader to confirm a read index") from None
+
+        try:
+            await self._call(do_read)
+            return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise KafkaError(
+                ErrorCode.REQUEST_TIMED_OUT, f"read index not confirmed within {timeout_s * 1000:.0f} ms"
+            ) from None
+        finally:
+            self._reads.pop(ctx, None)
+
+    async def status(self) -> Status:
+        return await self._call(lambda core: core.status())
+
+    async def transfer_leadership(self, to: int) -> None:
+        await self._call(lambda core: core.transfer_leadership(to))
+
+    async def campaign(self) -> None:
+        await self._call(lambda core: core.campaign())
+
+    # TransportFeedback
+    def report_unreachable(self, peer: int) -> None:
+        self._do(lambda core: core.report_unreachable(peer))
+
+    def report_snapshot(self, peer: int, ok: bool) -> None:
+        self._do(lambda core: core.report_snapshot(peer, ok))
+
+    # ------------------------------------------------------------------ plumbing
+    def _kick(self) -> None:
+        self._wake.set()
+
+    def _notify(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    def _check_running(self) -> RaftNode:
+        if self._core is None or self._stopping or self.fatal is not None:
+            raise DriverStoppedError()
+        return self._core
+
+    async def _call(self, fn: Callable[[RaftNode], T]) -> T:
+        """Run ``fn`` against the core now, or right after the Ready in progress."""
+        core = self._check_running()
+        if not self._busy:
+            result = fn(core)
+            self._kick()
+            return result
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, future))
+        return await future
+
+    def _do(self, fn: Callable[[RaftNode], object]) -> None:
+        """Fire-and-forget variant of ``_call`` for callbacks."""
+        if self._core is None or self._stopping or self.fatal is not None:
+            return
+        if not self._busy:
+            fn(self._core)
+            self._kick()
+        else:
+            self._pending.append((fn, None))
+
+    def _drain_pending(self, core: RaftNode) -> None:
+        while self._pending:
+            fn, future = self._pending.popleft()
+            if future is not None and future.done():
+                continue  # the caller gave up
+            try:
+                result = fn(core)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                if future is not None:
+                    future.set_exception(exc)
+                else:
+                    self._log.warning("deferred raft call failed", error=str(exc))
+                continue
+            if future is not None:
+                future.set_result(result)
+
+    async def _ticker(self) -> None:
+        interval = self.config.tick_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            self._pending_ticks += 1
+            self._kick()
+
+    async def _run(self) -> None:
+        assert self._core is not None
+        core = self._core
+        try:
+            while not self._stopping:
+                await self._wake.wait()
+                self._wake.clear()
+                while not self._stopping:
+                    self._drain_pending(core)
+                    ticks = min(self._pending_ticks, self.config.election_tick)
+                    self._pending_ticks = 0
+                    for _ in range(ticks):
+                        core.tick()
+                    if not core.has_ready():
+                        break
+                    await self._handle_ready(core, core.ready())
+                    await self._maybe_snapshot()
+        except Exception as exc:
+            # A failed write leaves the core ahead of the disk: nothing may continue.
+            self.fatal = exc
+            self._log.critical("raft driver failed; the node must stop", error=repr(exc),
+                               exc_info=True)
+            self._fail_everything(DriverStoppedError(f"raft driver failed: {exc}"))
+            self.died.set()
+            self._notify()
+
+    async def _handle_ready(self, core: RaftNode, ready: Ready) -> None:
+        self._busy = True
+        try:
+            if ready.must_sync():
+                await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self.storage.persist, ready.hard_state, ready.snapshot,
+                    list(ready.entries),
+                )
+            self._on_state(ready)
+            if ready.snapshot is not None and not ready.snapshot.is_empty():
+                self._install_snapshot(ready.snapshot)
+            if ready.messages:
+                self.transport.send(ready.messages)
+            if ready.committed_entries:
+                self._apply(ready.committed_entries)
+            if ready.read_states:
+                self._on_read_states(ready.read_states)
+            core.advance(ready)
+        finally:
+            self._busy = False
+
+    def _on_state(self, ready: Ready) -> None:
+        changed = False
+        if ready.hard_state is not None:
+            hs = ready.hard_state
+            if hs.term != self.term:
+                self.term = hs.term
+                changed = True
+            self.commit = max(self.commit, hs.commit)
+        soft = ready.soft_state
+        role_changed = False
+        if soft is not None and (soft.role != self.role or soft.leader_id != self.leader_id):
+            role_changed = soft.role != self.role
+            old_role = self.role
+            self.role = soft.role
+            self.leader_id = soft.leader_id
+            changed = True
+            if old_role == Role.LEADER and self.role != Role.LEADER:
+                self._fail_proposals(self.not_controller("leadership lost before the proposal committed"))
+        if changed:
+            self._log = self._base_log.bind(role=self.role.value, term=self.term)
+            if role_changed:
+                self._log.info("raft role changed", leader_id=self.leader_id)
+            else:
+                self._log.info("raft leader or term changed", leader_id=self.leader_id)
+            self._notify()
+
+    def _install_snapshot(self, snapshot: Snapshot) -> None:
+        self._check_snapshot_voters(snapshot)
+        self.loader.load_snapshot(snapshot.data)
+        self.applied = max(self.applied, snapshot.meta.index)
+        self.snapshot_index = max(self.snapshot_index, snapshot.meta.index)
+        self._log.info("snapshot installed from leader", index=snapshot.meta.index,
+                       snapshot_term=snapshot.meta.term)
+        # Proposals covered by the snapshot cannot be matched to their entries.
+        for last in [k for k in self._proposals if k <= snapshot.meta.index]:
+            p = self._proposals.pop(last)
+            if not p.future.done():
+                p.future.set_exception(
+                    self.not_controller("proposal outcome unknown (replaced by a snapshot)")
+                )
+        self.applied_term = snapshot.meta.term
+        self._serve_reads()
+        self._publish_image()
+        self._notify()
+
+    def _apply(self, entries: Sequence[Entry]) -> None:
+        self.loader.apply_entries(entries)
+        self.applied = max(self.applied, entries[-1].index)
+        self.applied_term = entries[-1].term
+        self.commit = max(self.commit, self.applied)
+        for entry in entries:
+            p = self._proposals.pop(entry.index, None)
+            if p is None or p.future.done():
+                continue
+            if entry.term == p.term:
+                p.future.set_result(ProposalResult(p.term, p.first_index, p.last_index))
+            else:
+                p.future.set_exception(
+                    self.not_controller(
+                        f"entry {entry.index} was overwritten by term {entry.term} "
+                        f"(proposed in term {p.term})"
+                    )
+                )
+        self._serve_reads()
+        self._publish_image()
+        self._notify()
+
+    def _publish_image(self) -> None:
+        image = self.loader.image
+        for listener in self.image_listeners:
+            try:
+                listener(image)
+            except Exception as exc:  # noqa: BLE001 - a listener's bug must not stop Raft
+                self._log.error("metadata listener failed", error=repr(exc))
+
+    @property
+    def decisions_ready(self) -> bool:
+        """Leader that has applied an entry of its own term: its image is complete."""
+        return self.is_leader and self.applied_term == self.term
+
+    def _on_read_states(self, read_states: Sequence[ReadState]) -> None:
+        for rs in read_states:
+            future = self._reads.get(rs.context)
+            if future is not None and not future.done():
+                self._read_waiters.append((rs.index, future))
+        self._serve_reads()
+
+    def _serve_reads(self) -> None:
+        if not self._read_waiters:
+            return
+        waiting = []
+        for index, future in self._read_waiters:
+            if future.done():
+                continue
+            if index <= self.applied:
+                future.set_result(index)
+            else:
+                waiting.append((index, future))
+        self._read_waiters = waiting
+
+    async def _maybe_snapshot(self) -> None:
+        if self.applied - self.snapshot_index < self.config.snapshot_every or self._stopping:
+            return
+        index = self.applied
+        if self.loader.image.offset != index:
+            return  # the image lags the log (cannot happen once apply ran); try later
+        data = self.loader.snapshot_data()
+        compact_to = index - self.config.snapshot_keep_entries
+        self._busy = True
+        try:
+            def write() -> None:
+                self.storage.create_snapshot(index, self.config.voter_ids, data)
+                if compact_to > 0:
+                    self.storage.compact(compact_to)
+
+            await asyncio.get_running_loop().run_in_executor(self._executor, write)
+        finally:
+            self._busy = False
+        self.snapshot_index = index
+        self._log.info("metadata snapshot taken", index=index, bytes=len(data),
+                       compacted_to=max(0, compact_to))
+
+    def _check_snapshot_voters(self, snapshot: Snapshot) -> None:
+        voters = tuple(sorted(snapshot.meta.voters))
+        if voters and voters != tuple(sorted(self.config.voter_ids)):
+            self._log.warning(
+                "snapshot voter set differs from the configured voters",
+                snapshot_voters=list(voters),
+                configured_voters=list(self.config.voter_ids),
+            )
+
+    def _fail_proposals(self, error: KafkaError) -> None:
+        proposals, self._proposals = self._proposals, {}
+        for p in proposals.values():
+            if not p.future.done():
+                p.future.set_exception(error)
+
+    def _fail_everything(self, error: KafkaError) -> None:
+        self._fail_proposals(error)
+        for _, future in self._pending:
+            if future is not None and not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+        for future in self._reads.values():
+            if not future.done():
+                future.set_exception(error)
+        for _, future in self._read_waiters:
+            if not future.done():
+                future.set_exception(error)
+        self._read_waiters = []

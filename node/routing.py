@@ -1,0 +1,118 @@
+"""Send a controller request to where it must be answered: here, or the leader.
+
+The active controller (the Raft leader) answers controller requests; any other
+node forwards them once, over its long-lived peer channel, and relays the
+leader's answer or error unchanged. A forwarded request is marked so that a node
+that is no longer the leader answers NOT_CONTROLLER instead of forwarding again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+
+from node.raft_driver import RaftDriver
+from node.transport import PeerChannels
+from raftlog.errors import ErrorCode, KafkaError
+from raftlog.status import kafka_error_from_rpc
+
+T = TypeVar("T")
+
+FORWARDED_KEY = "x-raftlog-forwarded-by"
+
+#: (peer channel, timeout seconds, call metadata) -> the leader's answer.
+RemoteCall = Callable[[grpc.aio.Channel, float, Sequence[tuple[str, str]]], Awaitable[T]]
+
+
+def forwarded_by(context: Any) -> int:
+    """The node that forwarded this call to us, or 0 for a call from a client."""
+    if context is None:
+        return 0
+    for key, value in context.invocation_metadata() or ():
+        if key == FORWARDED_KEY:
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+def time_remaining(context: Any, default_s: float) -> float:
+    """The smaller of ``default_s`` and the caller's remaining deadline."""
+    if context is None:
+        return default_s
+    remaining = context.time_remaining()
+    if remaining is None:
+        return default_s
+    return max(0.0, min(default_s, float(remaining)))
+
+
+class LeaderRouter:
+    """Runs a request on the leader: locally when this node leads, else forwarded."""
+
+    def __init__(self, driver: RaftDriver, channels: PeerChannels | None) -> None:
+        self.driver = driver
+        self.channels = channels
+
+    @property
+    def leader_wait_s(self) -> float:
+        """How long to wait for an election before answering "no leader"."""
+        cfg = self.driver.config
+        return 2 * cfg.election_tick * cfg.tick_ms / 1000
+
+    async def route(
+        self,
+        context: Any,
+        timeout_s: float,
+        local: Callable[[float], Awaitable[T]],
+        remote: RemoteCall[T],
+    ) -> T:
+        """``local(timeout)`` on the leader, or ``remote`` forwarded to it. Raises
+        KafkaError (NOT_CONTROLLER with the leader when known, or the leader's error)."""
+        deadline = time.monotonic() + timeout_s
+        origin = forwarded_by(context)
+        for _attempt in range(3):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            leader = await self.driver.wait_for_leader(min(remaining, self.leader_wait_s))
+            if leader == 0:
+                raise KafkaError(ErrorCode.NOT_CONTROLLER, "no active controller is elected yet")
+            if leader == self.driver.node_id:
+                try:
+                    return await local(deadline - time.monotonic())
+                except KafkaError as exc:
+                    # Leadership moved between the check and the call: try the new one.
+                    if exc.code == ErrorCode.NOT_CONTROLLER and self.driver.leader_id not in (
+                        0,
+                        self.driver.node_id,
+                    ):
+                        continue
+                    raise
+            if origin or self.channels is None:
+                # Forward at most once: the node that sent us this thought we lead.
+                raise self.driver.not_controller()
+            metadata = ((FORWARDED_KEY, str(self.driver.node_id)),)
+            try:
+                return await remote(
+                    self.channels.channel(leader), max(0.001, deadline - time.monotonic()), metadata
+                )
+            except grpc.aio.AioRpcError as err:
+                error = kafka_error_from_rpc(err)
+                if error.code == ErrorCode.NOT_CONTROLLER and self.driver.leader_id != leader:
+                    continue  # we learned of a newer leader meanwhile
+                raise error from None
+        raise KafkaError(ErrorCode.REQUEST_TIMED_OUT, f"no answer within {timeout_s * 1000:.0f} ms")
+
+
+def forward_to(stub_class: Callable[[grpc.aio.Channel], Any], method: str, request: Any) -> RemoteCall[Any]:
+    """A RemoteCall that sends ``request`` to the leader's ``stub_class.method``."""
+
+    async def remote(channel: grpc.aio.Channel, timeout: float, metadata: Sequence[tuple[str, str]]) -> Any:
+        return await getattr(stub_class(channel), method)(request, timeout=timeout, metadata=metadata)
+
+    return remote

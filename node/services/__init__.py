@@ -1,0 +1,1 @@
+"""Thin gRPC servicers: protobuf <-> domain calls, errors -> rich status."""

@@ -1,0 +1,153 @@
+"""``raftlog.v1.Admin``: DescribeQuorum (the leader's view) and DescribeCluster."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from node.config import NodeConfig
+from node.logging import get_logger
+from node.raft_driver import RaftDriver
+from node.routing import LeaderRouter, time_remaining
+from node.services.errors import rpc_method
+from node.topic_admin import TopicAdmin
+from raftlog.errors import ErrorCode, KafkaError
+from raftlog.raft.types import Role, Status
+from raftlog.v1 import admin_pb2, admin_pb2_grpc
+
+
+def describe_quorum_from_status(
+    config: NodeConfig, status: Status, last_received: dict[int, float], now: float
+) -> admin_pb2.DescribeQuorumResponse:
+    """The leader's view: every voter's log end offset, lag and last contact."""
+    progress = dict(status.progress)
+    response = admin_pb2.DescribeQuorumResponse(
+        leader_id=status.leader_id,
+        leader_epoch=status.term,
+        high_watermark=status.commit,
+        answered_by=config.node_id,
+        cluster_id=config.cluster_id,
+    )
+    for voter in config.voters:
+        if voter.node_id == config.node_id:
+            log_end, last_fetch, state = status.last_index, 0, "Leader"
+        else:
+            pr = progress.get(voter.node_id)
+            log_end = pr.match if pr is not None else 0
+            seen = last_received.get(voter.node_id)
+            last_fetch = int((now - seen) * 1000) if seen is not None else -1
+            state = "Follower"
+        response.voters.append(
+            admin_pb2.VoterState(
+                node_id=voter.node_id,
+                address=voter.address,
+                log_end_offset=log_end,
+                lag=max(0, status.last_index - log_end),
+                last_fetch_ms_ago=last_fetch,
+                status=state,
+            )
+        )
+    return response
+
+
+class AdminService(admin_pb2_grpc.AdminServicer):
+    def __init__(
+        self, config: NodeConfig, driver: RaftDriver, router: LeaderRouter, topics: TopicAdmin | None = None
+    ) -> None:
+        self.config = config
+        self.driver = driver
+        self.router = router
+        self.topics = topics
+        self.log = get_logger("admin-service", config.node_id)
+
+    def _topics(self) -> TopicAdmin:
+        if self.topics is None:
+            raise KafkaError(ErrorCode.INVALID_REQUEST, "topics are not served by this node")
+        return self.topics
+
+    def _timeout(self, context: Any) -> float:
+        return time_remaining(context, self.config.request_timeout_ms / 1000)
+
+    @rpc_method
+    async def CreateTopic(self, request: admin_pb2.CreateTopicRequest, context: Any) -> admin_pb2.CreateTopicResponse:
+        return await self._topics().create_topic(request, context, self._timeout(context))
+
+    @rpc_method
+    async def DeleteTopic(self, request: admin_pb2.DeleteTopicRequest, context: Any) -> admin_pb2.DeleteTopicResponse:
+        return await self._topics().delete_topic(request, context, self._timeout(context))
+
+    @rpc_method
+    async def ListTopics(self, request: admin_pb2.ListTopicsRequest, context: Any) -> admin_pb2.ListTopicsResponse:
+        return await self._topics().list_topics(request, context, self._timeout(context))
+
+    @rpc_method
+    async def DescribeTopic(self, request: admin_pb2.DescribeTopicRequest, context: Any) -> admin_pb2.TopicDescription:
+        return await self._topics().describe_topic(request, context, self._timeout(context))
+
+    @rpc_method
+    async def AlterConfigs(self, request: admin_pb2.AlterConfigsRequest, context: Any) -> admin_pb2.AlterConfigsResponse:
+        return await self._topics().alter_configs(request, context, self._timeout(context))
+
+    async def local_quorum_view(self) -> admin_pb2.DescribeQuorumResponse:
+        """This node's own idea of term, leader and commit (voters left empty)."""
+        status = await self.driver.status()
+        return admin_pb2.DescribeQuorumResponse(
+            leader_id=status.leader_id,
+            leader_epoch=status.term,
+            high_watermark=status.commit,
+            answered_by=self.config.node_id,
+            cluster_id=self.config.cluster_id,
+        )
+
+    async def leader_quorum_view(self) -> admin_pb2.DescribeQuorumResponse:
+        status = await self.driver.status()
+        if status.role != Role.LEADER:
+            raise self.driver.not_controller()
+        return describe_quorum_from_status(
+            self.config, status, self.driver.last_received, time.monotonic()
+        )
+
+    @rpc_method
+    async def DescribeQuorum(
+        self, request: admin_pb2.DescribeQuorumRequest, context: Any
+    ) -> admin_pb2.DescribeQuorumResponse:
+        if request.local_view:
+            return await self.local_quorum_view()
+        timeout = time_remaining(context, self.config.request_timeout_ms / 1000)
+
+        async def local(_remaining: float) -> admin_pb2.DescribeQuorumResponse:
+            return await self.leader_quorum_view()
+
+        async def remote(
+            channel: Any, remaining: float, metadata: Any
+        ) -> admin_pb2.DescribeQuorumResponse:
+            response: admin_pb2.DescribeQuorumResponse = await admin_pb2_grpc.AdminStub(
+                channel
+            ).DescribeQuorum(request, timeout=remaining, metadata=metadata)
+            return response
+
+        return await self.router.route(context, timeout, local, remote)
+
+    @rpc_method
+    async def DescribeCluster(
+        self, request: admin_pb2.DescribeClusterRequest, context: Any
+    ) -> admin_pb2.DescribeClusterResponse:
+        image = self.driver.image
+        response = admin_pb2.DescribeClusterResponse(
+            cluster_id=self.config.cluster_id,
+            controller_id=self.driver.leader_id,
+            metadata_offset=image.offset,
+            answered_by=self.config.node_id,
+        )
+        for broker in sorted(image.brokers.values(), key=lambda b: b.broker_id):
+            response.brokers.append(
+                admin_pb2.BrokerDescription(
+                    broker_id=broker.broker_id,
+                    address=broker.address,
+                    incarnation_id=broker.incarnation_id,
+                    broker_epoch=broker.broker_epoch,
+                    fenced=broker.fenced,
+                    rack=broker.rack,
+                )
+            )
+        return response
