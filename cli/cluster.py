@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Callable
@@ -10,9 +11,12 @@ from types import FrameType
 from typing import Any
 
 import click
+import grpc
 
-from cli.common import fail
+from cli.common import bootstrap_option, bootstrap_servers, call_any, fail
 from cli.local_cluster import LocalCluster, port_is_free
+from raftlog.errors import KafkaError
+from raftlog.v1 import admin_pb2, admin_pb2_grpc, broker_pb2, broker_pb2_grpc
 
 LEADER_WAIT_S = 30.0
 STOP_WAIT_S = 15.0
@@ -93,3 +97,63 @@ def _wait_for_leader(local: LocalCluster, stopping: Callable[[], bool]) -> dict[
         time.sleep(0.2)
     fail(f"no leader elected within {LEADER_WAIT_S:.0f}s; logs in {local.nodes[0].log_path.parent}")
     return None
+
+
+@cluster.command()
+@bootstrap_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def status(bootstrap_server: str | None, as_json: bool) -> None:
+    """Brokers (live or fenced), the active controller, and under-replicated and
+    offline partitions."""
+    servers = bootstrap_servers(bootstrap_server)
+
+    def ask(channel: grpc.Channel) -> tuple[admin_pb2.DescribeClusterResponse, broker_pb2.MetadataResponse]:
+        cluster_view = admin_pb2_grpc.AdminStub(channel).DescribeCluster(admin_pb2.DescribeClusterRequest(), timeout=5)
+        metadata = broker_pb2_grpc.BrokerStub(channel).Metadata(broker_pb2.MetadataRequest(), timeout=5)
+        return cluster_view, metadata
+
+    try:
+        cluster_view, metadata = call_any(servers, ask)
+    except KafkaError as err:
+        fail(str(err))
+        return
+    under, offline = [], []
+    for topic in metadata.topics:
+        for p in topic.partitions:
+            entry = {"topic": topic.name, "partition": p.partition, "leader": p.leader,
+                     "replicas": list(p.replicas), "isr": list(p.isr)}
+            if p.leader < 0:
+                offline.append(entry)
+            elif len(p.isr) < len(p.replicas):
+                under.append(entry)
+    brokers = [
+        {"broker_id": b.broker_id, "address": b.address, "status": "fenced" if b.fenced else "live",
+         "broker_epoch": b.broker_epoch}
+        for b in cluster_view.brokers
+    ]
+    view = {
+        "cluster_id": cluster_view.cluster_id,
+        "controller_id": cluster_view.controller_id,
+        "metadata_offset": cluster_view.metadata_offset,
+        "brokers": brokers,
+        "topics": len(metadata.topics),
+        "partitions": sum(len(t.partitions) for t in metadata.topics),
+        "under_replicated_partitions": under,
+        "offline_partitions": offline,
+    }
+    if as_json:
+        click.echo(json.dumps(view))
+        return
+    click.echo(f"ClusterId:          {view['cluster_id']}")
+    click.echo(f"ActiveController:   {view['controller_id'] or 'none'}")
+    click.echo(f"MetadataOffset:     {view['metadata_offset']}")
+    click.echo(f"Topics/Partitions:  {view['topics']}/{view['partitions']}")
+    click.echo("Brokers:")
+    for b in brokers:
+        click.echo(f"  {b['broker_id']:<4} {b['address']:<22} {b['status']:<7} epoch {b['broker_epoch']}")
+    click.echo(f"UnderReplicated:    {len(under)}")
+    for e in under:
+        click.echo(f"  {e['topic']}-{e['partition']}  leader {e['leader']}  replicas {e['replicas']}  isr {e['isr']}")
+    click.echo(f"Offline:            {len(offline)}")
+    for e in offline:
+        click.echo(f"  {e['topic']}-{e['partition']}  replicas {e['replicas']}  isr {e['isr']}")

@@ -44,6 +44,12 @@ def node() -> None:
 @click.option("--snapshot-every", default=None, type=str, metavar="N",
               help="Snapshot the metadata every N applied entries (default 1000).")
 @click.option("--sync/--no-sync", default=None, help="fsync every Raft write (default: on).")
+@click.option("--broker-session-timeout-ms", default=None, type=str, metavar="MS",
+              help="Fence a broker silent this long (Kafka's broker.session.timeout.ms; default 6000).")
+@click.option("--broker-heartbeat-interval-ms", default=None, type=str, metavar="MS",
+              help="Heartbeat period to the active controller (default 500).")
+@click.option("--replica-lag-time-max-ms", default=None, type=str, metavar="MS",
+              help="A follower this far behind leaves the ISR (Kafka's replica.lag.time.max.ms; default 10000).")
 def start(config_file: str | None, **flags: str | bool | None) -> None:
     """Start a node and serve until SIGTERM/SIGINT (then shut down in a controlled way)."""
     try:

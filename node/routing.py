@@ -75,7 +75,7 @@ class LeaderRouter:
         KafkaError (NOT_CONTROLLER with the leader when known, or the leader's error)."""
         deadline = time.monotonic() + timeout_s
         origin = forwarded_by(context)
-        for _attempt in range(3):
+        for _attempt in range(5):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -105,6 +105,15 @@ class LeaderRouter:
                 error = kafka_error_from_rpc(err)
                 if error.code == ErrorCode.NOT_CONTROLLER and self.driver.leader_id != leader:
                     continue  # we learned of a newer leader meanwhile
+                if err.code() == grpc.StatusCode.UNAVAILABLE:
+                    # The leader we know is unreachable (most likely dead, so the call did
+                    # not run there; at worst a retried create answers TOPIC_ALREADY_EXISTS):
+                    # wait for the election that follows and try the new leader.
+                    await self.driver.wait_until(
+                        lambda: self.driver.leader_id != leader,
+                        max(0.0, min(deadline - time.monotonic(), self.leader_wait_s)),
+                    )
+                    continue
                 raise error from None
         raise KafkaError(ErrorCode.REQUEST_TIMED_OUT, f"no answer within {timeout_s * 1000:.0f} ms")
 

@@ -20,12 +20,17 @@ class CommittedState:
     commit: int
 
 
-def committed_state(data_dir: Path) -> CommittedState:
+def committed_state(data_dir: Path, upto: int | None = None) -> CommittedState:
+    """The node's committed state, or its state at offset ``upto`` (which must not be
+    below its snapshot: nodes stop at different commit points, so comparisons pick
+    a common one)."""
     storage = RocksRaftStorage.open(data_dir)
     try:
-        commit = storage.hard_state().commit
+        commit = storage.hard_state().commit if upto is None else upto
         loader = MetadataLoader(node_id=0)
         snapshot = storage.snapshot()
+        if snapshot.meta.index > commit:
+            raise ValueError(f"snapshot at {snapshot.meta.index} is past offset {commit}")
         if not snapshot.is_empty():
             loader.load_snapshot(snapshot.data)
         lo = storage.first_index()
