@@ -92,7 +92,9 @@ def _wait_for_leader(local: LocalCluster, stopping: Callable[[], bool]) -> dict[
             if code is not None:
                 fail(f"node {node.node_id} exited with code {code} at start:\n{node.tail()}")
         view = local.describe()
-        if view is not None and view["leader_id"]:
+        # Up means usable: a leader, and every broker registered and unfenced so a
+        # topic with replication factor N can be created right away.
+        if view is not None and view["leader_id"] and local.live_brokers() == len(local.nodes):
             return view
         time.sleep(0.2)
     fail(f"no leader elected within {LEADER_WAIT_S:.0f}s; logs in {local.nodes[0].log_path.parent}")

@@ -226,3 +226,23 @@ class LocalCluster:
             return self.agreed_leader(among)
 
         return wait_for(check, timeout_s, "an agreed leader")
+
+    def live_brokers(self) -> int:
+        """How many brokers the metadata shows registered and unfenced (0 if unknown)."""
+        for node in self.nodes:
+            if not node.alive:
+                continue
+            with grpc.insecure_channel(node.address) as channel:
+                try:
+                    view = admin_pb2_grpc.AdminStub(channel).DescribeCluster(
+                        admin_pb2.DescribeClusterRequest(), timeout=1.0
+                    )
+                except grpc.RpcError:
+                    continue
+            return sum(1 for b in view.brokers if not b.fenced)
+        return 0
+
+    def wait_for_brokers(self, count: int | None = None, timeout_s: float = 30.0) -> None:
+        """Until ``count`` (default: all) brokers are live, so topics can be placed."""
+        want = len(self.nodes) if count is None else count
+        wait_for(lambda: self.live_brokers() >= want, timeout_s, f"{want} live brokers")

@@ -155,18 +155,19 @@ class BrokerSessions:
             self._busy.discard(broker_id)
 
     async def _watch(self) -> None:
-        interval = min(0.2, self.session_timeout_s / 4)
+        # Short: a dead broker found by a refused connection is fenced within this.
+        interval = min(0.05, self.session_timeout_s / 4)
         while not self._stopping:
             await asyncio.sleep(interval)
             if not self.driver.decisions_ready:
                 continue
             now = time.monotonic()
             if self._leader_term != self.driver.term:
-                # A new active controller: every broker gets a fresh session.
+                # A new active controller: every broker gets a fresh session (but a
+                # broker whose port refuses connections is still fenced at once below).
                 self._leader_term = self.driver.term
                 self._last_seen = {b: now for b in self.driver.image.brokers}
                 self._streams.clear()
-                continue
             for broker in self.driver.image.brokers.values():
                 if broker.fenced or broker.broker_id == self.config.node_id:
                     continue

@@ -16,7 +16,7 @@ batchLength counts the bytes after itself; the CRC covers attributes to the end.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
@@ -164,7 +164,7 @@ def read_records(batch: bytes | bytearray | memoryview) -> list[Record]:
 
 
 def build_batch(
-    records: list[tuple[bytes | None, bytes | None]] | list[tuple[bytes | None, bytes | None, int]],
+    records: Sequence[tuple[bytes | None, bytes | None] | tuple[bytes | None, bytes | None, int]],
     *,
     base_offset: int = 0,
     compression: int = 0,
@@ -184,7 +184,7 @@ def build_batch(
         batch_size=1 << 30,
     )
     for delta, item in enumerate(records):
-        timestamp = item[2] if len(item) == 3 else None  # type: ignore[misc,unused-ignore]
+        timestamp = item[2] if len(item) == 3 else None
         if builder.append(delta, timestamp=timestamp, key=item[0], value=item[1], headers=headers or []) is None:
             raise KafkaError(ErrorCode.RECORD_TOO_LARGE, "record does not fit in a batch")
     built = bytes(builder.build())

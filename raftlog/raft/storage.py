@@ -244,7 +244,9 @@ class MemoryStorage:
         if index > self.last_index():
             # Only reachable if entries under the snapshot index were overwritten
             # since; without this the list lookup below raised IndexError.
-            raise UnavailableError(f"cannot compact to {index} beyond last index {self.last_index()}")
+            raise UnavailableError(
+                f"cannot compact to {index} beyond last index {self.last_index()}"
+            )
         self._log = [Entry(term=self._log[index - offset].term, index=index)] + self._log[
             index - offset + 1 :
         ]

@@ -236,12 +236,15 @@ class NodeDB:
         except OSError as exc:
             raise DataDirIOError(f"cannot use data dir {root}: {exc}") from exc
         existing: list[str] = []
+        has_db_files = any(
+            n.startswith(_ROCKSDB_FILE_MARKERS) or n.endswith((".sst", ".log")) for n in names
+        )
         if "CURRENT" in names:
             try:
                 existing = list(rocksdict.Rdict.list_cf(str(path), _db_options()))
             except Exception as exc:  # rocksdict raises plain Exception
                 raise _classify_open_error(path, exc) from exc
-        elif any(n.startswith(_ROCKSDB_FILE_MARKERS) or n.endswith((".sst", ".log")) for n in names):
+        elif has_db_files:
             # A DB without CURRENT would silently be re-created empty: refuse.
             raise DataDirCorruptError(f"data dir {path} holds RocksDB files but no CURRENT file")
         # Every existing CF must be opened too (RocksDB refuses otherwise).

@@ -89,7 +89,8 @@ def plan(seed: int) -> Iterator[tuple[Op, State]]:
             term += 1
             vote = rng.choice(VOTERS)
             start = rng.randint(max(commit, model.first_index() - 1) + 1, last + 1)
-            es = tuple(Entry(term, i, _payload(rng, i, term)) for i in range(start, start + rng.randint(1, 8)))
+            stop = start + rng.randint(1, 8)
+            es = tuple(Entry(term, i, _payload(rng, i, term)) for i in range(start, stop))
             ops.append(Op(HardState(term, vote, commit), None, es))
         elif roll < 0.16:
             commit = rng.randint(commit, last)
@@ -106,7 +107,8 @@ def plan(seed: int) -> Iterator[tuple[Op, State]]:
             sn = Snapshot(SnapshotMeta(index, term, VOTERS), rng.randbytes(rng.randint(0, 5000)))
             ops.append(Op(HardState(term, vote, commit), sn))
         else:
-            es = tuple(Entry(term, i, _payload(rng, i, term)) for i in range(last + 1, last + 1 + rng.randint(1, 20)))
+            stop = last + 1 + rng.randint(1, 20)
+            es = tuple(Entry(term, i, _payload(rng, i, term)) for i in range(last + 1, stop))
             commit = rng.randint(commit, last)  # commit lags the append, as in Raft
             ops.append(Op(HardState(term, vote, commit), None, es))
         for op in ops:

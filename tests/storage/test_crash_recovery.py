@@ -163,7 +163,11 @@ def test_open_while_another_process_holds_the_dir(tmp_path: Path) -> None:
             "    print('opened')\n"
         )
         out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=DEADLINE_S, cwd=REPO
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_S,
+            cwd=REPO,
         )
         assert out.stdout.startswith("locked"), out.stdout + out.stderr
 

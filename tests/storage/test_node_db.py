@@ -35,7 +35,8 @@ def test_creates_column_families_and_defaults(tmp_path: Path) -> None:
         assert not db.closed
     names = set(rocksdict.Rdict.list_cf(str(tmp_path / "d" / DB_SUBDIR)))
     assert {cf.value for cf in CF} <= names
-    assert {"raft_log", "raft_state", "raft_snapshot", "partition_batches", "partition_state"} <= names
+    assert {"raft_log", "raft_state", "raft_snapshot"} <= names
+    assert {"partition_batches", "partition_state"} <= names
     with NodeDB.open(tmp_path / "d", sync=False) as db:  # second open: nothing to create
         assert db.sync is False
 
@@ -50,6 +51,10 @@ def test_group_commit_across_column_families(tmp_path: Path) -> None:
     assert store.last_index() == 0  # staged, not yet committed: memory follows disk
     with pytest.raises(StorageError):
         store.stage(batch, None, None, [Entry(1, 2)])  # one stage per store per batch
+    other = db.batch()
+    with pytest.raises(StorageError):  # does not fit the on-disk format: nothing staged
+        store.stage(other, HardState(2**64, 0, 0), None, [Entry(1, 1)])
+    assert len(other) == 0
     db.write(batch)
     assert store.last_index() == 1
     assert db.partition_state.get(b"hw") == (7).to_bytes(8, "big")

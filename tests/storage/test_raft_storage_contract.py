@@ -49,7 +49,9 @@ class Harness:
         if self.kind == "memory":
             return MemoryStorage()
         entries, size = self.cache
-        return RocksRaftStorage.open(self.path, sync=self.sync, cache_entries=entries, cache_bytes=size)
+        return RocksRaftStorage.open(
+            self.path, sync=self.sync, cache_entries=entries, cache_bytes=size
+        )
 
     def reopen(self) -> RaftStorage:
         if self.kind != "memory":
@@ -70,10 +72,15 @@ def h(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
 
 def ents(lo: int, hi: int, term: int, size: int = 10) -> list[Entry]:
     """Entries [lo, hi) of ``term`` with data identifying index and term."""
-    return [Entry(term=term, index=i, data=f"{i}@{term}".encode().ljust(size, b".")) for i in range(lo, hi)]
+    return [
+        Entry(term=term, index=i, data=f"{i}@{term}".encode().ljust(size, b"."))
+        for i in range(lo, hi)
+    ]
 
 
-def snap(index: int, term: int, data: bytes = b"state", voters: tuple[int, ...] = (1, 2, 3)) -> Snapshot:
+def snap(
+    index: int, term: int, data: bytes = b"state", voters: tuple[int, ...] = (1, 2, 3)
+) -> Snapshot:
     return Snapshot(SnapshotMeta(index=index, term=term, voters=voters), data)
 
 
@@ -81,7 +88,8 @@ def observe(s: RaftStorage) -> tuple[object, ...]:
     """Everything a reader can see (the whole log, each term, bounds, state)."""
     first, last = s.first_index(), s.last_index()
     terms = tuple(s.term(i) for i in range(first - 1, last + 1))
-    return (first, last, terms, tuple(s.entries(first, last + 1, NO_LIMIT)), s.hard_state(), s.snapshot())
+    log = tuple(s.entries(first, last + 1, NO_LIMIT))
+    return (first, last, terms, log, s.hard_state(), s.snapshot())
 
 
 def now_and_reopened(h: Harness) -> Iterator[RaftStorage]:
@@ -360,6 +368,13 @@ def _apply(store: RaftStorage, op: tuple[object, ...]) -> object:
         return type(exc)
 
 
+def span(lo: int, hi: int) -> st.SearchStrategy[int]:
+    """Integers in [lo, hi], clamped at 0. The snapshot index can exceed the last
+    index (entries under it overwritten later), so ``hi < lo`` happens."""
+    lo = max(lo, 0)
+    return st.integers(lo, max(lo, hi))
+
+
 class StoresAgree(RuleBasedStateMachine):
     """Random persist/create_snapshot/compact/reopen sequences, applied to a
     MemoryStorage (the model) and a RocksRaftStorage: same answers, same errors."""
@@ -394,13 +409,16 @@ class StoresAgree(RuleBasedStateMachine):
         m = self.model
         snapshot: Snapshot | None = None
         if data.draw(st.integers(0, 4)) == 0:
-            index = data.draw(st.integers(max(m.snapshot().meta.index - 1, 0), m.last_index() + 3))
+            index = data.draw(span(m.snapshot().meta.index - 1, m.last_index() + 3))
             blob = data.draw(st.binary(max_size=8))
             snapshot = snap(index, self._term_near(data, index), blob)
         start = data.draw(st.integers(max(m.first_index() - 2, 0), m.last_index() + 2))
         count = data.draw(st.integers(0, 5))
         term = self._term_near(data, start - 1)
-        entries = [Entry(term=term, index=i, data=data.draw(st.binary(max_size=6))) for i in range(start, start + count)]
+        entries = [
+            Entry(term=term, index=i, data=data.draw(st.binary(max_size=6)))
+            for i in range(start, start + count)
+        ]
         if count > 1 and data.draw(st.integers(0, 9)) == 0:
             entries.pop(data.draw(st.integers(0, count - 1)))  # sometimes not contiguous
         hs = None
@@ -411,19 +429,34 @@ class StoresAgree(RuleBasedStateMachine):
     @rule(data=st.data())
     def create_snapshot(self, data: st.DataObject) -> None:
         m = self.model
-        index = data.draw(st.integers(max(m.snapshot().meta.index - 1, 0), m.last_index() + 1))
+        index = data.draw(span(m.snapshot().meta.index - 1, m.last_index() + 1))
         self._both(("create_snapshot", index, data.draw(st.binary(max_size=8))))
 
     @rule(data=st.data())
     def compact(self, data: st.DataObject) -> None:
         m = self.model
-        self._both(("compact", data.draw(st.integers(max(m.first_index() - 2, 0), m.snapshot().meta.index + 1))))
+        index = data.draw(span(m.first_index() - 2, m.snapshot().meta.index + 1))
+        self._both(("compact", index))
 
     @rule(data=st.data())
     def reopen(self, data: st.DataObject) -> None:
         # Not every time: opening a RocksDB (fsyncs) dominates this test's time.
         if data.draw(st.integers(0, 3)) == 0:
             self.rocks.reopen()
+
+    @rule(data=st.data())
+    def read(self, data: st.DataObject) -> None:
+        m = self.model
+        lo = data.draw(span(m.first_index() - 2, m.last_index() + 2))
+        hi = data.draw(span(lo - 1, m.last_index() + 2))
+        max_bytes = data.draw(st.sampled_from([0, 20, 40, 100, NO_LIMIT]))
+        results: list[object] = []
+        for store in (m, self.rocks.store):
+            try:
+                results.append((store.entries(lo, hi, max_bytes), store.term(lo)))
+            except StorageError as exc:
+                results.append(type(exc))
+        assert results[0] == results[1], (lo, hi, max_bytes)
 
     @invariant()
     def same_observable_state(self) -> None:
@@ -445,8 +478,8 @@ def _read(s: RaftStorage, index: int) -> object:
 
 TestStoresAgree = StoresAgree.TestCase
 TestStoresAgree.settings = settings(
-    max_examples=50,
-    stateful_step_count=30,
+    max_examples=100,
+    stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
