@@ -44,6 +44,13 @@ def node() -> None:
 @click.option("--snapshot-every", default=None, type=str, metavar="N",
               help="Snapshot the metadata every N applied entries (default 1000).")
 @click.option("--sync/--no-sync", default=None, help="fsync every Raft write (default: on).")
+@click.option("--listeners", default=None, metavar="NAME://HOST:PORT,...",
+              help="Named listeners to bind (Kafka's listeners), e.g. "
+                   "INTERNAL://0.0.0.0:9091,EXTERNAL://0.0.0.0:19091; instead of --listen.")
+@click.option("--advertised-listeners", default=None, metavar="NAME://HOST:PORT,...",
+              help="What metadata tells clients for each listener (the one they connected on).")
+@click.option("--inter-broker-listener", default=None, metavar="NAME",
+              help="The listener peers, the quorum and replication use (default INTERNAL).")
 @click.option("--broker-session-timeout-ms", default=None, type=str, metavar="MS",
               help="Fence a broker silent this long (Kafka's broker.session.timeout.ms; default 6000).")
 @click.option("--broker-heartbeat-interval-ms", default=None, type=str, metavar="MS",

@@ -26,9 +26,6 @@ from node.routing import LeaderRouter
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.v1 import controller_pb2, controller_pb2_grpc, metadata_pb2
 
-LISTENER_NAME = "INTERNAL"
-
-
 class ActiveController:
     def __init__(
         self,
@@ -149,12 +146,10 @@ class ActiveController:
             cluster_id=self.config.cluster_id,
             broker_id=self.config.node_id,
             incarnation_id=self.incarnation_id,
+            # Every advertised listener, the inter-broker one first (what peers dial).
             endpoints=[
-                metadata_pb2.Endpoint(
-                    name=LISTENER_NAME,
-                    host=self.config.advertised_host,
-                    port=self.config.advertised_port,
-                )
+                metadata_pb2.Endpoint(name=listener.name, host=listener.host, port=listener.port)
+                for listener in self.config.advertised_listeners
             ],
         )
 

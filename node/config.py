@@ -49,6 +49,36 @@ def format_address(host: str, port: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Listener:
+    """A named listener, Kafka's ``NAME://host:port``."""
+
+    name: str
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return format_address(self.host, self.port)
+
+
+INTER_BROKER_LISTENER = "INTERNAL"
+
+
+def parse_listeners(text: str, what: str) -> tuple[Listener, ...]:
+    """``NAME://host:port,...`` (Kafka's listeners syntax), names unique."""
+    listeners: list[Listener] = []
+    for item in (part.strip() for part in text.split(",")):
+        name, sep, address = item.partition("://")
+        if not sep or not name or not name.replace("_", "").isalnum():
+            raise ConfigError(f"{what}: {item!r} is not NAME://HOST:PORT")
+        host, port = parse_address(address, what)
+        if any(listener.name == name.upper() for listener in listeners):
+            raise ConfigError(f"{what}: listener {name.upper()} is given twice")
+        listeners.append(Listener(name.upper(), host, port))
+    return tuple(listeners)
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     node_id: int
     listen_host: str
@@ -85,6 +115,12 @@ class NodeConfig:
     replica_lag_time_max_ms: int = 10000
     """Kafka's replica.lag.time.max.ms (30000 there): a follower this far behind
     leaves the ISR, so a stuck replica cannot hold acks=all for long."""
+    listeners: tuple[Listener, ...] = ()
+    """Every listener this node binds; the inter-broker one first. Peers, the quorum
+    and replication use the inter-broker listener; clients use any."""
+    advertised_listeners: tuple[Listener, ...] = ()
+    """What metadata tells a client for each listener (the listener it came in on)."""
+    inter_broker_listener: str = INTER_BROKER_LISTENER
 
     @property
     def listen_address(self) -> str:
@@ -246,6 +282,9 @@ def _voters_value(value: Any) -> str:
 SETTINGS: dict[str, Callable[[Any], Any]] = {
     "node_id": _int("node_id", 1),
     "listen": _str("listen"),
+    "listeners": _str("listeners"),
+    "advertised_listeners": _str("advertised_listeners"),
+    "inter_broker_listener": _str("inter_broker_listener"),
     "advertised": _str("advertised"),
     "voters": _voters_value,
     "data_dir": _str("data_dir"),
@@ -338,16 +377,39 @@ def load_config(
         ids = ", ".join(str(v.node_id) for v in voters)
         raise ConfigError(f"node_id: {node_id} is not among the voters ({ids})")
 
-    if "listen" in values:
-        listen_host, listen_port = parse_address(values["listen"], "listen")
+    inter_broker = values.get("inter_broker_listener", INTER_BROKER_LISTENER).upper()
+    if "listeners" in values:
+        if "listen" in values:
+            raise ConfigError("listen and listeners: give one of them")
+        listeners = parse_listeners(values["listeners"], "listeners")
     else:
-        listen_host, listen_port = me.host, me.port
-    if "advertised" in values:
-        adv_host, adv_port = parse_address(values["advertised"], "advertised")
-    elif listen_host in _WILDCARD_HOSTS:
-        adv_host, adv_port = me.host, listen_port  # a wildcard is no address to advertise
+        host, port = parse_address(values["listen"], "listen") if "listen" in values else (me.host, me.port)
+        listeners = (Listener(inter_broker, host, port),)
+    names = [listener.name for listener in listeners]
+    if inter_broker not in names:
+        raise ConfigError(f"inter_broker_listener: {inter_broker} is not among the listeners ({', '.join(names)})")
+    # The inter-broker listener first: the first registered endpoint is what peers dial.
+    listeners = tuple(sorted(listeners, key=lambda listener: listener.name != inter_broker))
+    if "advertised_listeners" in values:
+        if "advertised" in values:
+            raise ConfigError("advertised and advertised_listeners: give one of them")
+        given = {a.name: a for a in parse_listeners(values["advertised_listeners"], "advertised_listeners")}
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise ConfigError(f"advertised_listeners: {', '.join(unknown)} is not among the listeners")
     else:
-        adv_host, adv_port = listen_host, listen_port
+        given = {}
+        if "advertised" in values:
+            host, port = parse_address(values["advertised"], "advertised")
+            given[inter_broker] = Listener(inter_broker, host, port)
+    advertised = tuple(
+        given.get(listener.name)
+        # A wildcard is no address to advertise: use the voter host.
+        or Listener(listener.name, me.host if listener.host in _WILDCARD_HOSTS else listener.host, listener.port)
+        for listener in listeners
+    )
+    listen_host, listen_port = listeners[0].host, listeners[0].port
+    adv_host, adv_port = advertised[0].host, advertised[0].port
 
     data_dir_text: str = values["data_dir"]
     if not data_dir_text.strip():
@@ -389,6 +451,9 @@ def load_config(
         advertised_host=adv_host,
         advertised_port=adv_port,
         voters=voters,
+        listeners=listeners,
+        advertised_listeners=advertised,
+        inter_broker_listener=inter_broker,
         data_dir=Path(data_dir_text).expanduser(),
         cluster_id=cluster_id,
         election_tick=election_tick,

@@ -119,6 +119,7 @@ class Node:
         self._driver: RaftDriver | None = None
         self._controller: ActiveController | None = None
         self.server: grpc.aio.Server | None = None
+        self.servers: list[grpc.aio.Server] = []
         self.health = health.aio.HealthServicer()
         self.port = 0
         self._stopped = False
@@ -156,7 +157,8 @@ class Node:
             self.data_dir = DataDir.open(cfg.data_dir, cfg.cluster_id, cfg.node_id)
         except DataDirError as exc:
             raise StartupError(str(exc)) from None
-        check_bindable(cfg.listen_host, cfg.listen_port)
+        for listener in cfg.listeners:
+            check_bindable(listener.host, listener.port)
         try:
             self.db = NodeDB.open(self.data_dir.path, sync=cfg.sync)
             self.storage = self._storage_factory(cfg, self.db)
@@ -199,41 +201,44 @@ class Node:
             NodeControllerClient(partitions),
         )
 
-        server = grpc.aio.server(options=SERVER_OPTIONS)
-        raft_pb2_grpc.add_QuorumServicer_to_server(
-            QuorumService(cfg, driver, router, decisions), server
-        )
-        controller_pb2_grpc.add_ControllerServicer_to_server(
-            ControllerService(cfg, self._controller, partitions, self._sessions), server
-        )
-        admin_pb2_grpc.add_AdminServicer_to_server(
-            AdminService(cfg, driver, router, topics), server
-        )
-        broker_pb2_grpc.add_BrokerServicer_to_server(
-            BrokerService(
-                cfg.node_id, cfg.cluster_id, self.replicas,
-                allocate_producer_ids=self.replicas.allocate_producer_ids,
-                controller_id=lambda: driver.leader_id,
-            ),
-            server,
-        )
-        replication_pb2_grpc.add_ReplicationServicer_to_server(
-            ReplicationService(cfg.node_id, self.replicas), server
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
-        try:
-            self.port = server.add_insecure_port(cfg.listen_address)
-        except RuntimeError:
-            self.port = 0
-        if not self.port:
-            raise StartupError(
-                f"listen address {cfg.listen_address}: cannot bind (port in use or address not local)"
+        quorum_service = QuorumService(cfg, driver, router, decisions)
+        controller_service = ControllerService(cfg, self._controller, partitions, self._sessions)
+        admin_service = AdminService(cfg, driver, router, topics)
+        replication_service = ReplicationService(cfg.node_id, self.replicas)
+        replicas = self.replicas
+        # One gRPC server per named listener (Kafka's listeners): the Broker service
+        # answers Metadata with the addresses of the listener the client came in on.
+        for listener in cfg.listeners:
+            server = grpc.aio.server(options=SERVER_OPTIONS)
+            raft_pb2_grpc.add_QuorumServicer_to_server(quorum_service, server)
+            controller_pb2_grpc.add_ControllerServicer_to_server(controller_service, server)
+            admin_pb2_grpc.add_AdminServicer_to_server(admin_service, server)
+            broker_pb2_grpc.add_BrokerServicer_to_server(
+                BrokerService(
+                    cfg.node_id, cfg.cluster_id, replicas,
+                    allocate_producer_ids=replicas.allocate_producer_ids,
+                    controller_id=lambda: driver.leader_id,
+                    listener=listener.name,
+                ),
+                server,
             )
-        self.server = server
-        await server.start()
+            replication_pb2_grpc.add_ReplicationServicer_to_server(replication_service, server)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+            reflection.enable_server_reflection(
+                (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            )
+            try:
+                port = server.add_insecure_port(listener.address)
+            except RuntimeError:
+                port = 0
+            if not port:
+                raise StartupError(
+                    f"listener {listener.name} {listener.address}: cannot bind (port in use or address not local)"
+                )
+            if not self.servers:
+                self.server, self.port = server, port
+            self.servers.append(server)
+            await server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
@@ -322,9 +327,10 @@ class Node:
                              waited_ms=int(timeout * 1000))
 
     async def _close_resources(self) -> None:
-        if self.server is not None:
-            await self.server.stop(grace=0.5)
-            self.server = None
+        for server in self.servers:
+            await server.stop(grace=0.5)
+        self.servers = []
+        self.server = None
         if self.replicas is not None:
             try:
                 await self.replicas.stop()

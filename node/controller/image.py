@@ -39,7 +39,15 @@ class BrokerRegistration:
 
     @property
     def address(self) -> str:
+        """The inter-broker address (the first endpoint registered)."""
         return self.endpoints[0].address if self.endpoints else ""
+
+    def endpoint_for(self, listener: str | None) -> Endpoint | None:
+        """The endpoint of the named listener; the inter-broker one when it has none."""
+        for endpoint in self.endpoints:
+            if endpoint.name == listener:
+                return endpoint
+        return self.endpoints[0] if self.endpoints else None
 
 
 K = TypeVar("K")

@@ -23,12 +23,13 @@ def _check_partition(partition: int) -> None:
 
 
 def metadata_response(
-    image: MetadataImage, topics: list[str], cluster_id: str, controller_id: int
+    image: MetadataImage, topics: list[str], cluster_id: str, controller_id: int, listener: str | None = None
 ) -> broker_pb2.MetadataResponse:
-    """Brokers, controller and partitions as the image says (Kafka's Metadata)."""
+    """Brokers, controller and partitions as the image says (Kafka's Metadata), with
+    each broker's address on ``listener``: the one the client came in on."""
     response = broker_pb2.MetadataResponse(cluster_id=cluster_id, controller_id=controller_id)
     for broker in sorted(image.brokers.values(), key=lambda b: b.broker_id):
-        endpoint = broker.endpoints[0] if broker.endpoints else None
+        endpoint = broker.endpoint_for(listener)
         response.brokers.append(broker_pb2.BrokerEndpoint(
             broker_id=broker.broker_id,
             host=endpoint.host if endpoint else "",
@@ -70,6 +71,7 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         replica_manager: ReplicaManager,
         allocate_producer_ids: AllocateProducerIds,
         controller_id: Callable[[], int],
+        listener: str | None = None,
     ) -> None:
         """``allocate_producer_ids``: usually ``replica_manager.allocate_producer_ids``;
         ``controller_id``: the active controller's node id now (0/-1 when unknown)."""
@@ -78,14 +80,29 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         self.replicas = replica_manager
         self.producer_ids = ProducerIdManager(allocate_producer_ids)
         self.controller_id = controller_id
+        self.listener = listener
         self.log = get_logger("broker-service", node_id)
+
+    def _on_listener(self, exc: KafkaError) -> KafkaError:
+        """NOT_LEADER_OR_FOLLOWER names the leader at the address of this listener."""
+        info = exc.info
+        if not info.leader_id or self.listener is None:
+            return exc
+        broker = self.replicas.image.brokers.get(info.leader_id)
+        endpoint = None if broker is None else broker.endpoint_for(self.listener)
+        if endpoint is None:
+            return exc
+        return KafkaError(info.code, info.message, leader_id=info.leader_id, leader_address=endpoint.address)
 
     @rpc_method
     async def Produce(self, request: broker_pb2.ProduceRequest, context: Any) -> broker_pb2.ProduceResponse:
         _check_partition(request.partition)
-        result = await self.replicas.produce(
-            request.topic, request.partition, request.records, request.acks, request.timeout_ms
-        )
+        try:
+            result = await self.replicas.produce(
+                request.topic, request.partition, request.records, request.acks, request.timeout_ms
+            )
+        except KafkaError as exc:
+            raise self._on_listener(exc) from None
         return broker_pb2.ProduceResponse(
             base_offset=result.base_offset,
             log_start_offset=result.log_start_offset,
@@ -101,10 +118,13 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         if remaining is not None:
             # Answer (empty) before the caller's deadline instead of letting it expire.
             max_wait_ms = min(max_wait_ms, max(0, int(remaining * 1000) - 50))
-        result = await self.replicas.fetch(
-            request.topic, request.partition, request.offset, request.max_bytes, max_wait_ms,
-            request.min_bytes, request.current_leader_epoch,
-        )
+        try:
+            result = await self.replicas.fetch(
+                request.topic, request.partition, request.offset, request.max_bytes, max_wait_ms,
+                request.min_bytes, request.current_leader_epoch,
+            )
+        except KafkaError as exc:
+            raise self._on_listener(exc) from None
         return broker_pb2.FetchResponse(
             records=result.records,
             high_watermark=result.high_watermark,
@@ -118,14 +138,19 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         self, request: broker_pb2.ListOffsetsRequest, context: Any
     ) -> broker_pb2.ListOffsetsResponse:
         _check_partition(request.partition)
-        result = self.replicas.list_offsets(request.topic, request.partition, request.timestamp)
+        try:
+            result = self.replicas.list_offsets(request.topic, request.partition, request.timestamp)
+        except KafkaError as exc:
+            raise self._on_listener(exc) from None
         return broker_pb2.ListOffsetsResponse(
             offset=result.offset, timestamp=result.timestamp, leader_epoch=result.leader_epoch
         )
 
     @rpc_method
     async def Metadata(self, request: broker_pb2.MetadataRequest, context: Any) -> broker_pb2.MetadataResponse:
-        return metadata_response(self.replicas.image, list(request.topics), self.cluster_id, self.controller_id())
+        return metadata_response(
+            self.replicas.image, list(request.topics), self.cluster_id, self.controller_id(), self.listener
+        )
 
     @rpc_method
     async def InitProducerId(
