@@ -126,10 +126,13 @@ class RaftNode:
             )
         self.term = hs.term
         self.vote = hs.vote
-        self._log.commit_to(hs.commit)
+        # A stored snapshot is committed, and the driver restores its state
+        # machine from it, so entries up to it are never handed out again.
+        snap_index = storage.snapshot().meta.index
+        self._log.commit_to(max(hs.commit, snap_index))
         if config.applied > self._log.committed:
             raise ValueError(f"applied {config.applied} beyond commit {self._log.committed}")
-        self._log.applied = max(self._log.applied, config.applied)
+        self._log.applied = max(self._log.applied, snap_index, config.applied)
 
         self.lead = NONE
         self._election_elapsed = 0
@@ -204,12 +207,9 @@ class RaftNode:
         # An entry of our term: committing it commits everything before it (§5.4.2).
         self._log.append([Entry(term=self.term, index=last + 1)])
 
-    def _promotable(self) -> bool:
-        return self.id in self._voters
-
     # ------------------------------------------------------------- elections
     def _hup(self, kind: _Campaign) -> None:
-        if self.role is Role.LEADER or not self._promotable():
+        if self.role is Role.LEADER:
             return
         self._campaign(kind)
 
@@ -257,7 +257,7 @@ class RaftNode:
 
     def _tick_election(self) -> None:
         self._election_elapsed += 1
-        if self._promotable() and self._election_elapsed >= self._randomized_timeout:
+        if self._election_elapsed >= self._randomized_timeout:
             self._election_elapsed = 0
             self._hup(_Campaign.PRE_ELECTION if self._cfg.pre_vote else _Campaign.ELECTION)
 

@@ -1,5 +1,10 @@
 """Deterministic simulation of a Raft cluster built from pure RaftNode cores.
 
+The driver loop per node is ready() -> persist to its MemoryStorage -> send ->
+apply committed entries -> advance(), done atomically; a crash between two such
+loops loses every unpersisted change (unstable entries, a pending Ready, the
+core's in-memory state) and the node restarts from its MemoryStorage.
+
 A seeded scheduler drives N cores over an in-memory network that drops,
 duplicates, delays, reorders and partitions messages; nodes crash and restart
 from their MemoryStorage ("disk"), losing everything not persisted. Clients
@@ -130,12 +135,12 @@ class SimNode:
     verified: int = 0
 
 
-@dataclass(order=True)
+@dataclass
 class InFlight:
-    at: int
+    at: int  # tick at which it may be delivered
     seq: int
-    msg: Message = field(compare=False)
-    sender_incarnation: int = field(compare=False)
+    msg: Message
+    sender_incarnation: int  # transport reports go only to the node that sent it
 
 
 class Sim:

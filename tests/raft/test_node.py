@@ -675,3 +675,14 @@ def test_role_transition_table() -> None:
                     rm.transition(to)
     assert Role.LEADER not in LEGAL_TRANSITIONS[Role.FOLLOWER]
     assert Role.LEADER not in LEGAL_TRANSITIONS[Role.PRE_CANDIDATE]
+
+
+def test_restart_from_snapshot_skips_entries_it_covers() -> None:
+    st = MemoryStorage()
+    preload(st, [1, 1, 1, 1], term=1)
+    st.persist(HardState(term=1, vote=0, commit=4), None, [])
+    st.create_snapshot(3, (1, 2, 3), b"sm@3")  # snapshot taken, log not compacted
+    n = RaftNode(Config(id=1, voters=(1, 2, 3)), st, random.Random(0))
+    s = n.status()
+    assert (s.commit, s.applied) == (4, 3)
+    assert [e.index for e in n.ready().committed_entries] == [4]
