@@ -21,7 +21,9 @@ from tests.cluster.dataplane import (
     list_offsets,
     produce,
     replica_bytes,
+    rpc,
 )
+from raftlog.v1 import admin_pb2, broker_pb2
 
 pytestmark = pytest.mark.cluster
 
@@ -194,3 +196,39 @@ def test_killing_the_active_controller_during_topic_churn_loses_no_decision(make
     assert set(created) <= set(first.topic_ids), "an acknowledged topic creation was lost"
     for node_id, image in images.items():
         assert image == first, f"node {node_id} applied a different metadata image"
+
+
+def test_delete_topic_removes_its_data_on_every_node(make_cluster: ClusterFactory) -> None:
+    cluster = make_cluster()
+    cluster.wait_for_leader()
+    doomed = create_topic(cluster, "doomed", 2, 3)
+    create_topic(cluster, "kept", 1, 3)
+    for partition in (0, 1):
+        produce(cluster, "doomed", partition, [b"a", b"b"], retry_for_s=20)
+    produce(cluster, "kept", 0, [b"stays"], retry_for_s=20)
+    kept = describe(cluster, "kept")
+    hw_kept = list_offsets(cluster, "kept", 0, -1)
+    wait_full_isr(cluster, "kept")
+    rpc(cluster.node(1).address, "admin", "DeleteTopic", admin_pb2.DeleteTopicRequest(name="doomed"))
+    with pytest.raises(AssertionError):
+        describe(cluster, "doomed")
+
+    def gone_everywhere() -> bool:
+        # Every broker drops its replicas when it applies the removal.
+        for node in cluster.nodes:
+            for partition in (0, 1):
+                try:
+                    rpc(node.address, "broker", "ListOffsets",
+                        broker_pb2.ListOffsetsRequest(topic="doomed", partition=partition, timestamp=-1))
+                    return False
+                except KafkaError as err:
+                    if err.code != ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                        return False
+        return True
+
+    wait_for(gone_everywhere, 30, "doomed unknown to every broker")
+    assert set(cluster.stop_all().values()) == {0}
+    for node in cluster.nodes:
+        for partition in (0, 1):
+            assert replica_bytes(node.data_dir, doomed.topic_id, partition, 1 << 62) == b"", node.node_id
+        assert replica_bytes(node.data_dir, kept.topic_id, 0, hw_kept) != b"", "the other topic was touched"
