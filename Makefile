@@ -20,9 +20,12 @@ install: $(STAMP)
 up: $(STAMP)
 	$(VENV)/bin/raftlog cluster up
 
-## Run the whole suite: type check, then every test (pytest's "no tests" counts as failure).
+## Run the whole suite: type check, the container image when Docker is here (the
+## container tests skip without it), then every test (pytest's "no tests" fails too).
 test: $(STAMP)
 	$(VENV)/bin/mypy
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; \
+	else echo "docker not available: container cluster tests will be skipped"; fi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## Regenerate raftlog/v1 from proto/ (a test fails when it is stale).
@@ -34,3 +37,22 @@ typecheck: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache
+
+# ---- Container images (deploy/; DESIGN §9) -------------------------------------------
+# No registry: the base is debootstrapped and `docker import`ed once per tag, the app
+# image installs the host-built wheels offline. `make image` is what tests/containers use.
+.PHONY: image image-base test-containers
+
+## Build the base image (debootstrap + docker import) unless its tag exists. Needs root.
+image-base:
+	sh deploy/base/build.sh
+
+## Build raftlog:dev (and raftlog:<version>): base if missing, wheels, docker build.
+image: $(STAMP) image-base
+	PY=$(abspath $(PY)) SKIP_BASE=1 sh deploy/image.sh
+
+## The container tests (compose/k8s manifests always; the cluster only with Docker).
+test-containers: $(STAMP)
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; \
+	else echo "docker not available: container cluster tests will be skipped"; fi
+	$(PY) -m pytest tests/containers $(PYTEST_ARGS)
