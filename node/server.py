@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from node.active_controller import ActiveController
 from node.broker import BrokerConfig, ReplicaManager, grpc_peer_factory
+from node.broker.partition import DEBUG_UNSAFE_ACKS, DEBUG_UNSAFE_ACKS_ENV
 from node.broker_sessions import BrokerSessions
 from node.heartbeat import BrokerHeartbeater
 from node.partition_control import NodeControllerClient, PartitionControl
@@ -253,6 +254,9 @@ class Node:
         )
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if DEBUG_UNSAFE_ACKS:  # TEST-ONLY hook of tests/chaos (node/broker/partition.py)
+            self.log.warning(f"UNSAFE: {DEBUG_UNSAFE_ACKS_ENV}=1: acks=all is answered before the high"
+                             " watermark passes; acknowledged records can be lost. Test use only.")
         self.log.info(
             "node started",
             listen=self.address,

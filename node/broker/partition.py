@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -38,6 +39,15 @@ UNKNOWN_OFFSET = -1
 #: another (a leader whose metadata lags would otherwise ask on every fetch).
 ISR_RETRY_BACKOFF_MS = 200
 _SCAN_CHUNK_BYTES = 1 << 20  # producer-state rebuild reads the log in chunks of this
+
+# --- TEST-ONLY DEBUG HOOK (tests/chaos/test_checker_bites.py) -----------------------
+#: With RAFTLOG_DEBUG_UNSAFE_ACKS=1 in the node's environment, acks=all is answered
+#: right after the leader's own append, before the high watermark passes the batch:
+#: acknowledged records can then be lost when the leader dies. It exists only so the
+#: chaos checker can prove it detects loss. Environment only (no flag, no config key);
+#: the node logs an UNSAFE warning at startup when it is on (node/server.py).
+DEBUG_UNSAFE_ACKS_ENV = "RAFTLOG_DEBUG_UNSAFE_ACKS"
+DEBUG_UNSAFE_ACKS = os.environ.get(DEBUG_UNSAFE_ACKS_ENV) == "1"
 
 
 class ReplicaLog(Protocol):
@@ -540,6 +550,8 @@ class Partition:
         min_isr = self.config.min_insync_replicas
         if self.role is not Role.LEADER:
             raise self.not_leader_error()
+        if DEBUG_UNSAFE_ACKS:  # TEST-ONLY: see DEBUG_UNSAFE_ACKS above; never set in production
+            return
         if self.high_watermark >= required_hw:
             if len(self.isr) < min_isr:
                 raise KafkaError(
