@@ -13,13 +13,15 @@ def main() -> None:
 
 def _register() -> None:
     # Imported here so each family stays in its own module and `main` has no cycles.
-    from cli import cluster, node, perf, quorum, topic
+    from cli import cluster, data, node, perf, quorum, topic
 
     main.add_command(node.node)
     main.add_command(cluster.cluster)
     main.add_command(quorum.quorum)
     main.add_command(perf.perf)
     main.add_command(topic.topic)
+    main.add_command(data.produce)
+    main.add_command(data.consume)
 
 
 _register()
