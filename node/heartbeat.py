@@ -4,7 +4,9 @@ controller, re-opened whenever the controller changes, and controlled shutdown."
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -30,6 +32,7 @@ class BrokerHeartbeater:
         self._stopping = False
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._task: asyncio.Task[None] | None = None
+        self._last_response = 0.0
         self._log = get_logger("heartbeat", config.node_id)
 
     def start(self) -> None:
@@ -106,19 +109,41 @@ class BrokerHeartbeater:
     async def _stream(self, leader: int) -> None:
         stub = controller_pb2_grpc.ControllerStub(self._channel(leader))
         call = stub.BrokerHeartbeat(self._requests(leader))
+        reader = asyncio.ensure_future(self._read(call, leader))
+        # A controller cut off the network never answers and never closes the stream:
+        # leave as soon as the quorum has another leader, and after a silent session
+        # timeout, instead of waiting on it (which kept this broker fenced).
+        moved = asyncio.ensure_future(self._until_unresponsive(leader))
         try:
-            async for response in call:
-                if response.error.error_code == ErrorCode.STALE_BROKER_EPOCH:
-                    # The controller no longer knows this incarnation: register again.
-                    self._log.info("broker epoch is stale; registering again")
-                    await self.controller.register_again()
-                    return
-                if response.is_fenced != self.fenced:
-                    self.fenced = response.is_fenced
-                    self._log.info("broker fenced" if self.fenced else "broker unfenced", controller=leader)
-                if response.should_shut_down:
-                    self._shutdown_done.set()
-                if self.driver.leader_id != leader or self._stopping:
-                    return
+            await asyncio.wait({reader, moved}, return_when=asyncio.FIRST_COMPLETED)
+            if reader.done():
+                reader.result()  # re-raise what ended the stream
         finally:
             call.cancel()
+            for task in (reader, moved):
+                task.cancel()
+            await asyncio.gather(reader, moved, return_exceptions=True)
+
+    async def _until_unresponsive(self, leader: int) -> None:
+        silence_limit = self.config.broker_session_timeout_ms / 1000
+        while not self._stopping:
+            changed = await self.driver.wait_until(lambda: self.driver.leader_id != leader, self.interval_s)
+            if changed or time.monotonic() - self._last_response > silence_limit:
+                return
+
+    async def _read(self, call: grpc.aio.StreamStreamCall[Any, Any], leader: int) -> None:
+        self._last_response = time.monotonic()
+        async for response in call:
+            self._last_response = time.monotonic()
+            if response.error.error_code == ErrorCode.STALE_BROKER_EPOCH:
+                # The controller no longer knows this incarnation: register again.
+                self._log.info("broker epoch is stale; registering again")
+                await self.controller.register_again()
+                return
+            if response.is_fenced != self.fenced:
+                self.fenced = response.is_fenced
+                self._log.info("broker fenced" if self.fenced else "broker unfenced", controller=leader)
+            if response.should_shut_down:
+                self._shutdown_done.set()
+            if self.driver.leader_id != leader or self._stopping:
+                return
