@@ -8,6 +8,7 @@ shut down in a controlled way, return the exit code.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import signal
 import socket
@@ -22,7 +23,6 @@ from grpc_reflection.v1alpha import reflection
 
 from node.active_controller import ActiveController
 from node.broker import BrokerConfig, ReplicaManager, grpc_peer_factory
-from node.broker.partition import DEBUG_UNSAFE_ACKS, DEBUG_UNSAFE_ACKS_ENV
 from node.broker_sessions import BrokerSessions
 from node.heartbeat import BrokerHeartbeater
 from node.partition_control import NodeControllerClient, PartitionControl
@@ -59,6 +59,9 @@ from raftlog.v1 import (
 
 #: (config, the node's NodeDB) -> the Raft storage to use.
 StorageFactory = Callable[[NodeConfig, NodeDB], RaftStorage]
+
+#: Test-only switch read from the environment only (no flag, no config key).
+DEBUG_UNSAFE_ACKS_ENV = "RAFTLOG_DEBUG_UNSAFE_ACKS"
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -197,7 +200,10 @@ class Node:
         self.replicas = ReplicaManager(
             cfg.node_id,
             self.db,
-            BrokerConfig(replica_lag_time_max_ms=cfg.replica_lag_time_max_ms),
+            BrokerConfig(
+                replica_lag_time_max_ms=cfg.replica_lag_time_max_ms,
+                debug_unsafe_acks=os.environ.get(DEBUG_UNSAFE_ACKS_ENV) == "1",
+            ),
             grpc_peer_factory,
             NodeControllerClient(partitions),
         )
@@ -254,7 +260,7 @@ class Node:
         )
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if DEBUG_UNSAFE_ACKS:  # TEST-ONLY hook of tests/chaos (node/broker/partition.py)
+        if self.replicas.config.debug_unsafe_acks:  # TEST-ONLY: see BrokerConfig.debug_unsafe_acks
             self.log.warning(f"UNSAFE: {DEBUG_UNSAFE_ACKS_ENV}=1: acks=all is answered before the high"
                              " watermark passes; acknowledged records can be lost. Test use only.")
         self.log.info(

@@ -38,6 +38,12 @@ class BrokerConfig:
     """Kafka's fetch.max.bytes (broker side): a Fetch never returns more than this,
     so a response stays under the 64 MiB gRPC message limit."""
     alter_partition_timeout_ms: int = 5_000
+    debug_unsafe_acks: bool = False
+    """TEST-ONLY (tests/chaos/test_checker_bites.py): answer acks=all right after the
+    leader's own append, before the high watermark passes the batch, so acknowledged
+    records can be lost when the leader dies. It exists only so the chaos checker can
+    prove it detects loss; set only by RAFTLOG_DEBUG_UNSAFE_ACKS=1 (node/server.py),
+    which the node logs as UNSAFE at start."""
     """Deadline of one AlterPartition call to the active controller."""
 
     @property

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -40,14 +39,6 @@ UNKNOWN_OFFSET = -1
 ISR_RETRY_BACKOFF_MS = 200
 _SCAN_CHUNK_BYTES = 1 << 20  # producer-state rebuild reads the log in chunks of this
 
-# --- TEST-ONLY DEBUG HOOK (tests/chaos/test_checker_bites.py) -----------------------
-#: With RAFTLOG_DEBUG_UNSAFE_ACKS=1 in the node's environment, acks=all is answered
-#: right after the leader's own append, before the high watermark passes the batch:
-#: acknowledged records can then be lost when the leader dies. It exists only so the
-#: chaos checker can prove it detects loss. Environment only (no flag, no config key);
-#: the node logs an UNSAFE warning at startup when it is on (node/server.py).
-DEBUG_UNSAFE_ACKS_ENV = "RAFTLOG_DEBUG_UNSAFE_ACKS"
-DEBUG_UNSAFE_ACKS = os.environ.get(DEBUG_UNSAFE_ACKS_ENV) == "1"
 
 
 class ReplicaLog(Protocol):
@@ -193,6 +184,7 @@ class Partition:
         *,
         replica_lag_time_max_ms: int,
         clock: Callable[[], float] = now_ms,
+        debug_unsafe_acks: bool = False,
     ) -> None:
         self.broker_id = broker_id
         self.topic = topic
@@ -201,6 +193,7 @@ class Partition:
         self.log = log
         self.clock = clock
         self.replica_lag_time_max_ms = replica_lag_time_max_ms
+        self.debug_unsafe_acks = debug_unsafe_acks  # TEST-ONLY: see BrokerConfig.debug_unsafe_acks
         self.logger: FilteringBoundLogger = structlog.get_logger("partition").bind(
             node_id=broker_id, topic=topic, partition=partition
         )
@@ -550,7 +543,7 @@ class Partition:
         min_isr = self.config.min_insync_replicas
         if self.role is not Role.LEADER:
             raise self.not_leader_error()
-        if DEBUG_UNSAFE_ACKS:  # TEST-ONLY: see DEBUG_UNSAFE_ACKS above; never set in production
+        if self.debug_unsafe_acks:  # TEST-ONLY: see BrokerConfig.debug_unsafe_acks
             return
         if self.high_watermark >= required_hw:
             if len(self.isr) < min_isr:

@@ -246,6 +246,7 @@ class ReplicaManager:
                     partition = Partition(
                         self.broker_id, topic.name, topic.topic_id, pid, log,
                         replica_lag_time_max_ms=self.config.replica_lag_time_max_ms, clock=self.clock,
+                        debug_unsafe_acks=self.config.debug_unsafe_acks,
                     )
                     self.partitions[key] = partition
                     self._producer_state_queue.put_nowait(partition)
