@@ -14,7 +14,6 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import grpc
 import grpc.aio

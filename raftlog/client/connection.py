@@ -16,7 +16,7 @@ import grpc
 import grpc.aio
 
 from raftlog.client.logs import get_logger
-from raftlog.client.errors import BrokerResponseError, from_rpc_error
+from raftlog.client.errors import from_rpc_error
 from raftlog.v1 import admin_pb2_grpc, broker_pb2_grpc
 
 R = TypeVar("R")

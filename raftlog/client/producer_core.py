@@ -22,7 +22,6 @@ from raftlog.client.accumulator import BufferPool, RecordAccumulator
 from raftlog.client.config import ProducerConfig
 from raftlog.client.connection import ConnectionPool
 from raftlog.client.errors import (
-    KafkaException,
     KafkaTimeoutError,
     ProducerClosedError,
     RecordTooLargeError,

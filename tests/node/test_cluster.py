@@ -9,7 +9,7 @@ import grpc
 from node.controller.controller import QuorumController
 from raftlog.errors import ErrorCode
 from raftlog.status import from_rpc_error
-from raftlog.v1 import admin_pb2, admin_pb2_grpc, metadata_pb2, raft_pb2, raft_pb2_grpc
+from raftlog.v1 import admin_pb2, admin_pb2_grpc, raft_pb2, raft_pb2_grpc
 from tests.node.conftest import InProcessCluster, poll, run
 
 
