@@ -17,19 +17,10 @@ from typing import Protocol
 import grpc
 import grpc.aio
 
+from node.transport import CHANNEL_OPTIONS  # the same options as every node-to-node channel
 from raftlog.status import kafka_error_from_rpc
 from raftlog.v1 import controller_pb2, replication_pb2, replication_pb2_grpc
 
-MAX_MESSAGE_BYTES = 64 << 20
-
-CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    # Reconnect quickly after a leader restarts (gRPC's default backoff grows to 2 min).
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 500),
-)
 
 
 class ReplicationPeer(Protocol):

@@ -28,17 +28,16 @@ import os
 
 os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"  # before any testcontainers import
 
-import socket  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Callable, Iterable, Sequence  # noqa: E402
+from collections.abc import Iterable, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from typing import Any, TypeVar  # noqa: E402
+from typing import Any  # noqa: E402
 
 import grpc  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
-T = TypeVar("T")
+from cli.local_cluster import free_ports, wait_for  # noqa: E402
 
 IMAGE = os.environ.get("RAFTLOG_TEST_IMAGE", "raftlog:dev")
 INTERNAL_PORT = 9091
@@ -75,30 +74,6 @@ def skip_reason(image: str = IMAGE) -> str | None:
     return None
 
 
-def wait_for(condition: Callable[[], T | None], timeout_s: float, what: str, interval_s: float = 0.1) -> T:
-    """Poll ``condition`` until it returns a truthy value, or raise TimeoutError."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout_s:.1f}s waiting for {what}")
-        time.sleep(interval_s)
-
-
-def free_host_ports(count: int) -> list[int]:
-    """Ports free on 127.0.0.1 now (a later bind may race: ``start`` retries)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def health_status(address: str, timeout_s: float = 1.0) -> str:
@@ -207,7 +182,7 @@ class ContainerCluster:
             self.network = Network(docker_network_kw={"labels": {LABEL: self.run_id}})
             self.network.name = self.name  # unique and recognisable
             self.network.create()
-            ports = free_host_ports(self.size)
+            ports = free_ports("127.0.0.1", self.size)
             for i in range(1, self.size + 1):
                 node = ContainerNode(i, f"node{i}", ports[i - 1], f"{self.name}-node{i}")
                 self.nodes.append(node)
@@ -246,7 +221,7 @@ class ContainerCluster:
                 self._remove(node)
                 if attempt == attempts - 1:
                     raise
-                node.host_port = free_host_ports(1)[0]
+                node.host_port = free_ports("127.0.0.1", 1)[0]
 
     def wait_healthy(self, node_ids: Iterable[int] | None = None, timeout_s: float = 60.0) -> None:
         """Until each node's health service answers SERVING on its host port."""

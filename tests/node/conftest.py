@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from node.config import NodeConfig, load_config
+from cli import local_cluster
 from node.server import Node, StorageFactory, memory_storage
 
 T = TypeVar("T")
 
 
 def free_ports(count: int) -> list[int]:
-    """Ports the OS just handed out for port 0 (closed again before use)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """Ports the OS just handed out for port 0 on 127.0.0.1 (closed again before use)."""
+    return local_cluster.free_ports("127.0.0.1", count)
 
 
 def voters_flag(ports: list[int]) -> str:
