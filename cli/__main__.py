@@ -1,5 +1,5 @@
-"""`python -m cli` is `raftlog` (used to start node processes with this interpreter)."""
+"""`python -m raftlog.cli` is `raftlog` (used to start node processes with this interpreter)."""
 
-from cli.main import main
+from raftlog.cli.main import main
 
 main()

@@ -13,8 +13,8 @@ from typing import Any
 import click
 import grpc
 
-from cli.common import bootstrap_option, bootstrap_servers, call_any, fail
-from cli.local_cluster import LocalCluster, port_is_free
+from raftlog.cli.common import bootstrap_option, bootstrap_servers, call_any, fail
+from raftlog.cli.local_cluster import LocalCluster, port_is_free
 from raftlog.errors import KafkaError
 from raftlog.v1 import admin_pb2, admin_pb2_grpc, broker_pb2, broker_pb2_grpc
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from cli.common import bootstrap_option, bootstrap_servers, fail
+from raftlog.cli.common import bootstrap_option, bootstrap_servers, fail
 from raftlog.client import Consumer, Producer, TopicPartition
 from raftlog.client.errors import KafkaException
 from raftlog.errors import KafkaError

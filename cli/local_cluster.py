@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from cli.quorum import describe_quorum
+from raftlog.cli.quorum import describe_quorum
 from raftlog.errors import KafkaError
 from raftlog.v1 import admin_pb2, admin_pb2_grpc
 
@@ -76,7 +76,7 @@ class LocalNode:
 
     def command(self, voters: str, log_format: str) -> list[str]:
         return [
-            sys.executable, "-m", "cli", "node", "start",
+            sys.executable, "-m", "raftlog.cli", "node", "start",
             "--node-id", str(self.node_id),
             "--listen", self.address,
             "--voters", voters,

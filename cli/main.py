@@ -13,7 +13,7 @@ def main() -> None:
 
 def _register() -> None:
     # Imported here so each family stays in its own module and `main` has no cycles.
-    from cli import cluster, data, node, perf, quorum, topic
+    from raftlog.cli import cluster, data, node, perf, quorum, topic
 
     main.add_command(node.node)
     main.add_command(cluster.cluster)

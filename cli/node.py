@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from node.config import ConfigError, load_config
-from node.logging import configure_logging
-from node.server import EXIT_STARTUP, run_node
+from raftlog.node.config import ConfigError, load_config
+from raftlog.node.logging import configure_logging
+from raftlog.node.app import EXIT_STARTUP, run_node
 
 _ENV_HELP = "Every option also reads RAFTLOG_<NAME> (e.g. RAFTLOG_NODE_ID); flags win over env, env over --config."
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 import grpc
 
-from cli.common import bootstrap_option, bootstrap_servers, call_any, fail
-from cli.local_cluster import LocalCluster, port_is_free, wait_for
-from cli.quorum import describe_quorum
+from raftlog.cli.common import bootstrap_option, bootstrap_servers, call_any, fail
+from raftlog.cli.local_cluster import LocalCluster, port_is_free, wait_for
+from raftlog.cli.quorum import describe_quorum
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.records import build_batch
 from raftlog.status import kafka_error_from_rpc

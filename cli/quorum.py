@@ -8,7 +8,7 @@ from typing import Any
 import click
 import grpc
 
-from cli.common import bootstrap_option, bootstrap_servers, call_any, fail
+from raftlog.cli.common import bootstrap_option, bootstrap_servers, call_any, fail
 from raftlog.errors import KafkaError
 from raftlog.v1 import admin_pb2, admin_pb2_grpc
 

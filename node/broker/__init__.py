@@ -13,9 +13,9 @@ Wiring (in the node process)::
     await replicas.stop()   # after the gRPC server stopped, before db.close()
 """
 
-from node.broker.clients import ControllerClient, PeerClientFactory, ReplicationPeer, grpc_peer_factory
-from node.broker.config import BrokerConfig
-from node.broker.replica_manager import ReplicaManager
+from raftlog.node.broker.clients import ControllerClient, PeerClientFactory, ReplicationPeer, grpc_peer_factory
+from raftlog.node.broker.config import BrokerConfig
+from raftlog.node.broker.replica_manager import ReplicaManager
 
 __all__ = [
     "BrokerConfig",

@@ -17,7 +17,7 @@ from typing import Protocol
 import grpc
 import grpc.aio
 
-from node.transport import CHANNEL_OPTIONS  # the same options as every node-to-node channel
+from raftlog.node.quorum.transport import CHANNEL_OPTIONS  # the same options as every node-to-node channel
 from raftlog.status import kafka_error_from_rpc
 from raftlog.v1 import controller_pb2, replication_pb2, replication_pb2_grpc
 

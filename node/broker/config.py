@@ -11,7 +11,7 @@ class BrokerConfig:
     replica_lag_time_max_ms: int = 10_000
     """A follower in the ISR that has not caught up to the leader's log end for this
     long is removed from the ISR. Kafka's default is 30000; we use 10 s because
-    failover is a headline feature here (DESIGN §2): a stuck follower otherwise holds
+    failover is a headline feature here (docs/architecture.md §2): a stuck follower otherwise holds
     every acks=all produce of its partitions for up to 30 s before the ISR shrinks."""
     replica_fetch_wait_max_ms: int = 500
     """Follower long poll: the leader answers after at most this long without data."""
@@ -42,7 +42,7 @@ class BrokerConfig:
     """TEST-ONLY (tests/chaos/test_checker_bites.py): answer acks=all right after the
     leader's own append, before the high watermark passes the batch, so acknowledged
     records can be lost when the leader dies. It exists only so the chaos checker can
-    prove it detects loss; set only by RAFTLOG_DEBUG_UNSAFE_ACKS=1 (node/server.py),
+    prove it detects loss; set only by RAFTLOG_DEBUG_UNSAFE_ACKS=1 (node/app.py),
     which the node logs as UNSAFE at start."""
     """Deadline of one AlterPartition call to the active controller."""
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import structlog
 from structlog.typing import FilteringBoundLogger
 
-from node.broker.clients import PeerClientFactory, ReplicationPeer
-from node.broker.config import BrokerConfig
-from node.broker.partition import Partition, Role, group_batches, now_ms
+from raftlog.node.broker.clients import PeerClientFactory, ReplicationPeer
+from raftlog.node.broker.config import BrokerConfig
+from raftlog.node.broker.partition import Partition, Role, group_batches, now_ms
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.v1 import replication_pb2
 

@@ -1,6 +1,6 @@
 """One partition replica on this broker: role, epochs, ISR, high watermark, waiters.
 
-Kafka's ``Partition`` reduced to what raftlog needs (DESIGN §4):
+Kafka's ``Partition`` reduced to what raftlog needs (docs/architecture.md §4):
 
 - The committed ISR is what metadata says; while an AlterPartition is in flight the
   leader uses the *maximal* ISR (committed plus pending additions, KIP-497) for the
@@ -26,8 +26,8 @@ from typing import Protocol
 import structlog
 from structlog.typing import FilteringBoundLogger
 
-from node.broker.producer_state import BatchMetadata, ProducerStateManager
-from node.controller.image import NO_LEADER, PartitionRegistration
+from raftlog.node.broker.producer_state import BatchMetadata, ProducerStateManager
+from raftlog.node.metadata.image import NO_LEADER, PartitionRegistration
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.records import CONTROL_BIT, TRANSACTIONAL_BIT, BatchHeader, split_batches, stamp, validate_batch
 from raftlog.storage.partition_log import EpochEntry, FetchedData
@@ -457,7 +457,7 @@ class Partition:
     # ------------------------------------------------------------------ leader side
     async def ensure_leader_ready(self) -> None:
         """Under ``log_lock``: note where this epoch starts and bring the producer state
-        up to the log end (KIP-101 epoch start; DESIGN §4 state from the log tail)."""
+        up to the log end (KIP-101 epoch start; docs/architecture.md §4 state from the log tail)."""
         if self.leader_epoch_start_offset is None:
             # Kafka's maybeAssignEpochStartOffset: OffsetForLeaderEpoch then answers for
             # this epoch before its first append.
@@ -574,7 +574,7 @@ class Partition:
         state.update_fetch_state(fetch_offset, self.clock(), self.log_end_offset, broker_epoch)
         self.maybe_increment_hw()
 
-    # ISR changes: the leader only *proposes*; metadata decides (DESIGN §4).
+    # ISR changes: the leader only *proposes*; metadata decides (docs/architecture.md §4).
     def _eligible_for_isr(self, state: FollowerState) -> bool:
         epoch = self.live_brokers.get(state.broker_id)
         start = self.leader_epoch_start_offset

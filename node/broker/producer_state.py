@@ -4,7 +4,7 @@ Per producer id the leader keeps the epoch and the last ``MAX_BATCHES`` batches 
 wrote: first/last sequence and offsets. That is enough to answer a retried batch with
 the offset it was first written at, and to reject a gap. Nothing here is persisted or
 replicated separately: every replica derives it from the batch headers of its own log
-(DESIGN §4), incrementally as it appends and by a header scan after a restart or a
+(docs/architecture.md §4), incrementally as it appends and by a header scan after a restart or a
 truncation.
 """
 

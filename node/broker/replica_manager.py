@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import structlog
 from structlog.typing import FilteringBoundLogger
 
-from node.broker.clients import ControllerClient, PeerClientFactory
-from node.broker.config import BrokerConfig
-from node.broker.fetcher import ReplicaFetcher
-from node.broker.partition import (
+from raftlog.node.broker.clients import ControllerClient, PeerClientFactory
+from raftlog.node.broker.config import BrokerConfig
+from raftlog.node.broker.fetcher import ReplicaFetcher
+from raftlog.node.broker.partition import (
     AppendResult,
     Partition,
     PendingIsrChange,
@@ -33,7 +33,7 @@ from node.broker.partition import (
     now_ms,
     validate_produce,
 )
-from node.controller.image import NO_LEADER, MetadataImage
+from raftlog.node.metadata.image import NO_LEADER, MetadataImage
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.storage.node_db import NodeDB
 from raftlog.topic_config import TopicConfig

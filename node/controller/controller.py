@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from google.protobuf.message import DecodeError
 
-from node.controller.image import MetadataImage
-from node.controller.partitions import fence_broker
+from raftlog.node.metadata.image import MetadataImage
+from raftlog.node.controller.partitions import fence_broker
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.v1 import controller_pb2, metadata_pb2
 

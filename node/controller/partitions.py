@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from node.controller.image import NO_LEADER, MetadataImage, PartitionRegistration, TopicImage
+from raftlog.node.metadata.image import NO_LEADER, MetadataImage, PartitionRegistration, TopicImage
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.topic_config import TopicConfig
 from raftlog.v1 import metadata_pb2

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 
-from node.controller.image import MetadataImage, TopicImage
+from raftlog.node.metadata.image import MetadataImage, TopicImage
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.topic_config import CONFIG_DEFS, TopicConfig, validate_configs
 from raftlog.v1 import metadata_pb2

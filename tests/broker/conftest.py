@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from node.broker.replica_manager import LogFactory
+from raftlog.node.broker.replica_manager import LogFactory
 from tests.broker.fake_log import MemoryPartitionLog
 
 

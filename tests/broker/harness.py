@@ -15,15 +15,15 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 
-from node.broker.clients import grpc_peer_factory
-from node.broker.config import BrokerConfig
-from node.broker.replica_manager import LogFactory, ReplicaManager
-from node.controller import partitions as decisions
-from node.controller.image import MetadataImage
-from node.controller.loader import MetadataLoader
-from node.controller.topics import new_topic_id
-from node.services.broker import BrokerService
-from node.services.replication import ReplicationService
+from raftlog.node.broker.clients import grpc_peer_factory
+from raftlog.node.broker.config import BrokerConfig
+from raftlog.node.broker.replica_manager import LogFactory, ReplicaManager
+from raftlog.node.controller import partitions as decisions
+from raftlog.node.metadata.image import MetadataImage
+from raftlog.node.metadata.loader import MetadataLoader
+from raftlog.node.controller.topics import new_topic_id
+from raftlog.node.api.grpc.broker import BrokerService
+from raftlog.node.api.grpc.replication import ReplicationService
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.raft.types import Entry
 from raftlog.records import build_batch

@@ -8,7 +8,7 @@ import grpc
 import grpc.aio
 import pytest
 
-from node.broker.replica_manager import LogFactory
+from raftlog.node.broker.replica_manager import LogFactory
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.v1 import broker_pb2, replication_pb2, replication_pb2_grpc
 from tests.broker.harness import Cluster, batch, poll, run

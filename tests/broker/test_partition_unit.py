@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from node.broker.partition import Partition, Role, Transition, validate_produce
-from node.broker.producer_state import ProducerStateManager
-from node.controller.image import PartitionRegistration
+from raftlog.node.broker.partition import Partition, Role, Transition, validate_produce
+from raftlog.node.broker.producer_state import ProducerStateManager
+from raftlog.node.metadata.image import PartitionRegistration
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.records import read_header
 from raftlog.topic_config import TopicConfig

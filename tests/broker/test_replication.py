@@ -1,4 +1,4 @@
-"""Three in-process brokers replicating over real gRPC (DESIGN §4)."""
+"""Three in-process brokers replicating over real gRPC (docs/architecture.md §4)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from node.broker.replica_manager import LogFactory
+from raftlog.node.broker.replica_manager import LogFactory
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.records import read_records, split_batches
 from tests.broker.harness import Cluster, batch, poll, run

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from cli.local_cluster import LocalCluster, LocalNode, free_ports
+from raftlog.cli.local_cluster import LocalCluster, LocalNode, free_ports
 from tests.chaos.netfilter import CgroupFirewall
 
 #: Every fault name the runner knows, with what it does (also the --help text).

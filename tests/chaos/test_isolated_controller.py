@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from cli.local_cluster import wait_for
+from raftlog.cli.local_cluster import wait_for
 from raftlog.v1 import admin_pb2, admin_pb2_grpc
 from tests.chaos.drivers import ProcessDriver
 from tests.chaos.netfilter import CgroupFirewall

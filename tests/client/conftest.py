@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.local_cluster import LocalCluster, free_ports, wait_for
+from raftlog.cli.local_cluster import LocalCluster, free_ports, wait_for
 from raftlog import AdminClient, KafkaException
 
 ClusterFactory = Callable[[], LocalCluster]

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cli.local_cluster import LocalCluster, free_ports
+from raftlog.cli.local_cluster import LocalCluster, free_ports
 from raftlog import (
     AdminClient,
     Consumer,

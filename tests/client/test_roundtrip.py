@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import pytest
 
-from cli.local_cluster import LocalCluster
+from raftlog.cli.local_cluster import LocalCluster
 from raftlog import (
     AdminClient,
     Consumer,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.controller.image import MetadataImage
-from node.controller.loader import MetadataLoader
+from raftlog.node.metadata.image import MetadataImage
+from raftlog.node.metadata.loader import MetadataLoader
 from raftlog.raft.types import Entry
 from raftlog.storage.raft_store import RocksRaftStorage
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from cli.local_cluster import LocalCluster, free_ports
+from raftlog.cli.local_cluster import LocalCluster, free_ports
 from raftlog.v1 import metadata_pb2, raft_pb2, raft_pb2_grpc
 
 ClusterFactory = Callable[..., LocalCluster]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import grpc
 
-from cli.local_cluster import LocalCluster, wait_for
+from raftlog.cli.local_cluster import LocalCluster, wait_for
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.records import build_batch, read_records, split_batches
 from raftlog.status import kafka_error_from_rpc

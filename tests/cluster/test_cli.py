@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from cli.local_cluster import LocalCluster, free_ports, wait_for
+from raftlog.cli.local_cluster import LocalCluster, free_ports, wait_for
 
 pytestmark = pytest.mark.cluster
 
 
 def raftlog(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "raftlog.cli", *args], capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})},
     )
 
@@ -46,7 +46,7 @@ def test_cluster_up_describe_and_ctrl_c(tmp_path: Path) -> None:
     out_path = tmp_path / "up.out"
     with open(out_path, "w") as out:
         up = subprocess.Popen(
-            [sys.executable, "-m", "cli", "cluster", "up", "--base-port", str(base), "--data-dir",
+            [sys.executable, "-m", "raftlog.cli", "cluster", "up", "--base-port", str(base), "--data-dir",
              str(tmp_path / "data")],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.cluster
 
 
 def run(*args: str, stdin: str = "", timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli", *args], input=stdin, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "raftlog.cli", *args], input=stdin, capture_output=True, text=True,
                           timeout=timeout)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from cli.local_cluster import free_ports, wait_for
+from raftlog.cli.local_cluster import free_ports, wait_for
 from raftlog.v1 import admin_pb2, admin_pb2_grpc, broker_pb2, broker_pb2_grpc
 from tests.cluster.test_cli import assert_one_line_error, raftlog
 
@@ -35,7 +35,7 @@ def test_metadata_answers_with_the_listener_the_client_used(tmp_path: Path) -> N
     try:
         for i in range(3):
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "cli", "node", "start", "--node-id", str(i + 1), "--voters", voters,
+                [sys.executable, "-m", "raftlog.cli", "node", "start", "--node-id", str(i + 1), "--voters", voters,
                  "--listeners", f"INTERNAL://127.0.0.1:{internal[i]},EXTERNAL://127.0.0.1:{external[i]}",
                  "--advertised-listeners", f"EXTERNAL://localhost:{external[i]}",
                  "--data-dir", str(tmp_path / f"n{i + 1}")],

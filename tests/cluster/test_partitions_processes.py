@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from cli.local_cluster import LocalCluster, wait_for
+from raftlog.cli.local_cluster import LocalCluster, wait_for
 from raftlog.errors import ErrorCode, KafkaError
 from tests.cluster.committed import committed_state
 from tests.cluster.conftest import ClusterFactory

@@ -8,7 +8,7 @@ import time
 import grpc
 import pytest
 
-from cli.local_cluster import LocalCluster, wait_for
+from raftlog.cli.local_cluster import LocalCluster, wait_for
 from tests.cluster.committed import committed_state
 from tests.cluster.conftest import ClusterFactory, feature_record, propose
 

@@ -37,7 +37,7 @@ from typing import Any  # noqa: E402
 import grpc  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
-from cli.local_cluster import free_ports, wait_for  # noqa: E402
+from raftlog.cli.local_cluster import free_ports, wait_for  # noqa: E402
 
 IMAGE = os.environ.get("RAFTLOG_TEST_IMAGE", "raftlog:dev")
 INTERNAL_PORT = 9091
@@ -361,7 +361,7 @@ class ContainerCluster:
 
     def describe_quorum(self, timeout_s: float = 2.0) -> dict[str, Any] | None:
         """``raftlog quorum describe --json`` against the reachable nodes (None: none answered)."""
-        from cli.quorum import describe_quorum
+        from raftlog.cli.quorum import describe_quorum
         from raftlog.errors import KafkaError
 
         servers = self.bootstrap()

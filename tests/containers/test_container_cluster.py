@@ -33,7 +33,7 @@ PARTITIONS = 3
 def raftlog_cli(*args: str, timeout_s: float = 30.0) -> subprocess.CompletedProcess[str]:
     """The `raftlog` command line, run on the host as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout_s
+        [sys.executable, "-m", "raftlog.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout_s
     )
 
 

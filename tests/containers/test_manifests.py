@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from node.config import load_config
+from raftlog.node.config import load_config
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is needed to check deploy/ (test extra: pyyaml)")
 

@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from node.config import NodeConfig, load_config
-from cli import local_cluster
-from node.server import Node, StorageFactory, memory_storage
+from raftlog.node.config import NodeConfig, load_config
+from raftlog.cli import local_cluster
+from raftlog.node.app import Node, StorageFactory, memory_storage
 
 T = TypeVar("T")
 

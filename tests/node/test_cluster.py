@@ -6,7 +6,7 @@ from pathlib import Path
 
 import grpc
 
-from node.controller.controller import QuorumController
+from raftlog.node.controller.controller import QuorumController
 from raftlog.errors import ErrorCode
 from raftlog.status import from_rpc_error
 from raftlog.v1 import admin_pb2, admin_pb2_grpc, raft_pb2, raft_pb2_grpc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from node.codec import CodecError, message_from_pb, message_to_pb, messages_from_pb
+from raftlog.node.quorum.codec import CodecError, message_from_pb, message_to_pb, messages_from_pb
 from raftlog.raft.types import Entry, Message, MessageType, Snapshot, SnapshotMeta
 from raftlog.v1 import raft_pb2
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from node.controller.controller import QuorumController
-from node.server import Node, StartupError, memory_storage
+from raftlog.node.controller.controller import QuorumController
+from raftlog.node.app import Node, StartupError, memory_storage
 from raftlog.errors import ErrorCode, KafkaError
 from tests.node.conftest import InProcessCluster, poll, run
 

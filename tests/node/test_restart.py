@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
-from node.controller.controller import QuorumController
-from node.server import rocksdb_storage
+from raftlog.cli.main import main
+from raftlog.node.controller.controller import QuorumController
+from raftlog.node.app import rocksdb_storage
 from tests.node.conftest import InProcessCluster, free_ports, poll, run
 
 pytest.importorskip("raftlog.storage.node_db")

@@ -8,8 +8,8 @@ import grpc
 import pytest
 from google.rpc import status_pb2
 
-from node.logging import get_logger
-from node.services.errors import rpc_method
+from raftlog.node.logging import get_logger
+from raftlog.node.api.grpc.errors import rpc_method
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.v1 import errors_pb2
 from tests.node.conftest import run

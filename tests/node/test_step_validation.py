@@ -7,7 +7,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from node.codec import message_to_pb
+from raftlog.node.quorum.codec import message_to_pb
 from raftlog.errors import ErrorCode
 from raftlog.raft.types import Entry, Message, MessageType
 from raftlog.status import from_rpc_error

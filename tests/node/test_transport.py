@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from node.codec import messages_from_pb
-from node.transport import Transport
+from raftlog.node.quorum.codec import messages_from_pb
+from raftlog.node.quorum.transport import Transport
 from raftlog.raft.types import Message, MessageType, Snapshot, SnapshotMeta
 from raftlog.v1 import raft_pb2
 from tests.node.conftest import poll, run

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from node.controller.image import NO_LEADER
-from node.controller.partitions import alter_partition, fence_broker, unfence_broker
-from node.controller.topics import alter_configs, create_topic, new_topic_id
+from raftlog.node.metadata.image import NO_LEADER
+from raftlog.node.controller.partitions import alter_partition, fence_broker, unfence_broker
+from raftlog.node.controller.topics import alter_configs, create_topic, new_topic_id
 from raftlog.errors import ErrorCode, KafkaError
 from tests.unit.test_controller_topics import Cluster
 

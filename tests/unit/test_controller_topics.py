@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
-from node.controller.controller import QuorumController
-from node.controller.image import MetadataImage
-from node.controller.loader import MetadataLoader
-from node.controller.partitions import unfence_broker
-from node.controller.topics import alter_configs, create_topic, delete_topic, new_topic_id, place_replicas
+from raftlog.node.controller.controller import QuorumController
+from raftlog.node.metadata.image import MetadataImage
+from raftlog.node.metadata.loader import MetadataLoader
+from raftlog.node.controller.partitions import unfence_broker
+from raftlog.node.controller.topics import alter_configs, create_topic, delete_topic, new_topic_id, place_replicas
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.raft.types import Entry
 from raftlog.topic_config import TopicConfig, effective_configs

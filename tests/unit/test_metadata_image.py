@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from node.controller.controller import QuorumController
-from node.controller.image import MetadataImage
-from node.controller.loader import MetadataLoader
+from raftlog.node.controller.controller import QuorumController
+from raftlog.node.metadata.image import MetadataImage
+from raftlog.node.metadata.loader import MetadataLoader
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.raft.types import Entry
 from raftlog.v1 import controller_pb2, metadata_pb2

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from node.config import NodeConfig
-from node.logging import get_logger
-from node.raft_driver import RaftDriver
-from node.routing import LeaderRouter, time_remaining
-from node.services.errors import rpc_method
-from node.topic_admin import TopicAdmin
+from raftlog.node.config import NodeConfig
+from raftlog.node.logging import get_logger
+from raftlog.node.quorum.driver import RaftDriver
+from raftlog.node.api.grpc.forwarding import LeaderRouter, time_remaining
+from raftlog.node.api.grpc.errors import rpc_method
+from raftlog.node.controller.topic_admin import TopicAdmin
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.raft.types import Role, Status
 from raftlog.v1 import admin_pb2, admin_pb2_grpc

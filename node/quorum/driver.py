@@ -33,11 +33,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from node.config import NodeConfig
-from node.controller.image import MetadataImage
-from node.controller.loader import MetadataLoader
-from node.logging import get_logger
-from node.transport import Transport
+from raftlog.node.config import NodeConfig
+from raftlog.node.metadata.image import MetadataImage
+from raftlog.node.metadata.loader import MetadataLoader
+from raftlog.node.logging import get_logger
+from raftlog.node.quorum.transport import Transport
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.raft import (
     Config,

@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from node.broker.producer_ids import AllocateProducerIds, ProducerIdManager
-from node.broker.replica_manager import ReplicaManager
-from node.controller.image import NO_LEADER, MetadataImage, TopicImage
-from node.logging import get_logger
-from node.services.errors import rpc_method
+from raftlog.node.broker.producer_ids import AllocateProducerIds, ProducerIdManager
+from raftlog.node.broker.replica_manager import ReplicaManager
+from raftlog.node.metadata.image import NO_LEADER, MetadataImage, TopicImage
+from raftlog.node.logging import get_logger
+from raftlog.node.api.grpc.errors import rpc_method
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.v1 import broker_pb2, broker_pb2_grpc
 

@@ -18,9 +18,9 @@ from typing import Protocol
 import grpc
 import grpc.aio
 
-from node.codec import step_request
-from node.config import Voter
-from node.logging import get_logger
+from raftlog.node.quorum.codec import step_request
+from raftlog.node.config import Voter
+from raftlog.node.logging import get_logger
 from raftlog.raft.types import Message, MessageType
 from raftlog.status import from_rpc_error
 from raftlog.v1 import raft_pb2, raft_pb2_grpc

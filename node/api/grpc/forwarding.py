@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 
-from node.raft_driver import RaftDriver
-from node.transport import PeerChannels
+from raftlog.node.quorum.driver import RaftDriver
+from raftlog.node.quorum.transport import PeerChannels
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.status import kafka_error_from_rpc
 

@@ -11,11 +11,11 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from node.active_controller import ActiveController
-from node.config import NodeConfig
-from node.logging import get_logger
-from node.raft_driver import RaftDriver
-from node.transport import CHANNEL_OPTIONS
+from raftlog.node.controller.active import ActiveController
+from raftlog.node.config import NodeConfig
+from raftlog.node.logging import get_logger
+from raftlog.node.quorum.driver import RaftDriver
+from raftlog.node.quorum.transport import CHANNEL_OPTIONS
 from raftlog.errors import ErrorCode
 from raftlog.v1 import controller_pb2, controller_pb2_grpc
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.broker.replica_manager import ReplicaManager
-from node.logging import get_logger
-from node.services.errors import rpc_method
+from raftlog.node.broker.replica_manager import ReplicaManager
+from raftlog.node.logging import get_logger
+from raftlog.node.api.grpc.errors import rpc_method
 from raftlog.v1 import replication_pb2, replication_pb2_grpc
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import structlog
 from google.protobuf.message import DecodeError
 
-from node.controller.image import MetadataDelta, MetadataImage
+from raftlog.node.metadata.image import MetadataDelta, MetadataImage
 from raftlog.raft.types import Entry
 from raftlog.v1 import metadata_pb2
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.active_controller import ActiveController
-from node.controller import topics
-from node.controller.image import MetadataImage, TopicImage
-from node.routing import LeaderRouter, forward_to
+from raftlog.node.controller.active import ActiveController
+from raftlog.node.controller import topics
+from raftlog.node.metadata.image import MetadataImage, TopicImage
+from raftlog.node.api.grpc.forwarding import LeaderRouter, forward_to
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.topic_config import effective_configs
 from raftlog.v1 import admin_pb2, admin_pb2_grpc

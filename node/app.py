@@ -20,25 +20,25 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from node.active_controller import ActiveController
-from node.broker import BrokerConfig, ReplicaManager, grpc_peer_factory
-from node.broker_sessions import BrokerSessions
-from node.heartbeat import BrokerHeartbeater
-from node.partition_control import NodeControllerClient, PartitionControl
-from node.services.broker import BrokerService
-from node.services.replication import ReplicationService
-from node.topic_admin import TopicAdmin
-from node.config import NodeConfig
-from node.controller.controller import QuorumController
-from node.controller.loader import MetadataLoader
-from node.data_dir import DataDir, DataDirError
-from node.logging import get_logger
-from node.raft_driver import RaftDriver
-from node.routing import LeaderRouter
-from node.services.admin import AdminService
-from node.services.controller import ControllerService
-from node.services.quorum import QuorumService
-from node.transport import MAX_MESSAGE_BYTES, PeerChannels, Transport
+from raftlog.node.controller.active import ActiveController
+from raftlog.node.broker import BrokerConfig, ReplicaManager, grpc_peer_factory
+from raftlog.node.controller.broker_sessions import BrokerSessions
+from raftlog.node.broker.lifecycle import BrokerHeartbeater
+from raftlog.node.controller.partition_control import NodeControllerClient, PartitionControl
+from raftlog.node.api.grpc.broker import BrokerService
+from raftlog.node.api.grpc.replication import ReplicationService
+from raftlog.node.controller.topic_admin import TopicAdmin
+from raftlog.node.config import NodeConfig
+from raftlog.node.controller.controller import QuorumController
+from raftlog.node.metadata.loader import MetadataLoader
+from raftlog.node.data_dir import DataDir, DataDirError
+from raftlog.node.logging import get_logger
+from raftlog.node.quorum.driver import RaftDriver
+from raftlog.node.api.grpc.forwarding import LeaderRouter
+from raftlog.node.api.grpc.admin import AdminService
+from raftlog.node.api.grpc.controller import ControllerService
+from raftlog.node.api.grpc.quorum import QuorumService
+from raftlog.node.quorum.transport import MAX_MESSAGE_BYTES, PeerChannels, Transport
 from raftlog.raft.storage import MemoryStorage, RaftStorage, StorageError
 from raftlog.storage.errors import NodeDBError
 from raftlog.storage.node_db import NodeDB

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from node.active_controller import ActiveController
-from node.config import NodeConfig
-from node.logging import get_logger
-from node.routing import time_remaining
-from node.broker_sessions import BrokerSessions
-from node.partition_control import PartitionControl
-from node.services.errors import abort_with, rpc_method
+from raftlog.node.controller.active import ActiveController
+from raftlog.node.config import NodeConfig
+from raftlog.node.logging import get_logger
+from raftlog.node.api.grpc.forwarding import time_remaining
+from raftlog.node.controller.broker_sessions import BrokerSessions
+from raftlog.node.controller.partition_control import PartitionControl
+from raftlog.node.api.grpc.errors import abort_with, rpc_method
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.v1 import controller_pb2, controller_pb2_grpc
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from node.codec import CodecError, messages_from_pb
-from node.config import NodeConfig
-from node.controller.controller import QuorumController
-from node.logging import get_logger
-from node.raft_driver import RaftDriver
-from node.routing import LeaderRouter, time_remaining
-from node.services.errors import rpc_method
+from raftlog.node.quorum.codec import CodecError, messages_from_pb
+from raftlog.node.config import NodeConfig
+from raftlog.node.controller.controller import QuorumController
+from raftlog.node.logging import get_logger
+from raftlog.node.quorum.driver import RaftDriver
+from raftlog.node.api.grpc.forwarding import LeaderRouter, time_remaining
+from raftlog.node.api.grpc.errors import rpc_method
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.raft import InvalidMessageError
 from raftlog.v1 import raft_pb2, raft_pb2_grpc

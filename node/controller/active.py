@@ -17,12 +17,12 @@ import time
 import uuid
 from collections.abc import Callable
 
-from node.config import NodeConfig
-from node.controller.controller import QuorumController
-from node.controller.image import MetadataImage
-from node.logging import get_logger
-from node.raft_driver import RaftDriver
-from node.routing import LeaderRouter
+from raftlog.node.config import NodeConfig
+from raftlog.node.controller.controller import QuorumController
+from raftlog.node.metadata.image import MetadataImage
+from raftlog.node.logging import get_logger
+from raftlog.node.quorum.driver import RaftDriver
+from raftlog.node.api.grpc.forwarding import LeaderRouter
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.v1 import controller_pb2, controller_pb2_grpc, metadata_pb2
 

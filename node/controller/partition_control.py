@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.active_controller import ActiveController
-from node.controller import partitions
-from node.controller.image import MetadataImage
-from node.routing import LeaderRouter, forward_to
+from raftlog.node.controller.active import ActiveController
+from raftlog.node.controller import partitions
+from raftlog.node.metadata.image import MetadataImage
+from raftlog.node.api.grpc.forwarding import LeaderRouter, forward_to
 from raftlog.errors import ErrorCode, ErrorInfo, KafkaError
 from raftlog.v1 import controller_pb2, controller_pb2_grpc, errors_pb2, metadata_pb2
 

@@ -22,13 +22,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from node.active_controller import ActiveController
-from node.config import NodeConfig
-from node.controller.image import MetadataImage
-from node.controller.partitions import fence_broker, unfence_broker
-from node.logging import get_logger
-from node.raft_driver import RaftDriver
-from node.transport import Transport
+from raftlog.node.controller.active import ActiveController
+from raftlog.node.config import NodeConfig
+from raftlog.node.metadata.image import MetadataImage
+from raftlog.node.controller.partitions import fence_broker, unfence_broker
+from raftlog.node.logging import get_logger
+from raftlog.node.quorum.driver import RaftDriver
+from raftlog.node.quorum.transport import Transport
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.v1 import controller_pb2, errors_pb2, metadata_pb2
 
