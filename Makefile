@@ -45,7 +45,7 @@ typecheck: $(TEST_STAMP)
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache
 
-# ---- Container images (deploy/; docs/architecture.md §9) -------------------------------------------
+# ---- Container images (deploy/; docs/architecture.md §10) -------------------------------------------
 # No registry: the base is debootstrapped and `docker import`ed once per tag, the app
 # image installs the host-built wheels offline. `make image` is what tests/containers use.
 .PHONY: image image-base test-containers

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build the raftlog image (raftlog:dev and raftlog:<version>) with no registry and no
-# network inside the build (docs/architecture.md §9):
+# network inside the build (docs/architecture.md §10):
 #   1. the base image (deploy/base/build.sh: debootstrap + docker import, once per tag);
 #   2. the dependencies' wheels, built on the host with the host's CPython (same minor
 #      and glibc as the base), kept in build/image/deps/ and rebuilt only when the

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Build the raftlog base image without a container registry (docs/architecture.md §9):
+# Build the raftlog base image without a container registry (docs/architecture.md §10):
 # debootstrap a minimal Debian with Python 3 into a temp dir and `docker import` it
 # under a fixed tag. Skipped while that tag exists, so this runs once per machine.
 #

@@ -1,4 +1,4 @@
-"""GroupCommitter: many stores' changes in one NodeDB WriteBatch, synced once (docs/architecture.md §5).
+"""GroupCommitter: many stores' changes in one NodeDB WriteBatch, synced once (docs/architecture.md §6).
 
 Every *stage* function submitted during one event-loop turn — and every one
 submitted while the previous write is still being synced — goes into ONE

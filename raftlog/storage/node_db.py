@@ -1,4 +1,4 @@
-"""The one RocksDB of a node (docs/architecture.md §5), opened through rocksdict.
+"""The one RocksDB of a node (docs/architecture.md §6), opened through rocksdict.
 
 Everything a node keeps on disk lives in one RocksDB under ``<data_dir>/rocksdb``,
 split into column families, so that one WriteBatch can update the Raft log, the

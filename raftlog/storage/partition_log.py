@@ -1,6 +1,6 @@
 """PartitionLog: one partition's RecordBatch v2 log in the node's RocksDB.
 
-Layout (docs/architecture.md §5; all integers big endian, so byte order is numeric order):
+Layout (docs/architecture.md §6; all integers big endian, so byte order is numeric order):
 
 - column family ``partition_batches``: key = topic id (16 raw bytes, decoded from
   Kafka's URL-safe base64 form) + partition (u32) + base offset (u64), value = the
