@@ -33,7 +33,7 @@ from raftlog.client.types import (
 from raftlog.errors import ErrorCode
 from raftlog.v1 import admin_pb2
 
-log = get_logger("raftlog.client.admin")
+logger = get_logger("raftlog.client.admin")
 
 # Another node may answer (or the same one, a moment later).
 _TRY_ELSEWHERE = frozenset({
@@ -122,7 +122,7 @@ class AIOAdminClient:
                         raise
                     last = exc
                     preferred = exc.leader_address or None
-                    log.debug("admin request failed; trying another node", method=method, address=address,
+                    logger.debug("admin request failed; trying another node", method=method, address=address,
                               error=str(exc))
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -22,7 +22,7 @@ from raftlog.client.fetcher import EARLIEST, LATEST, Fetcher
 from raftlog.client.metadata import MetadataManager
 from raftlog.client.types import ConsumerRecord, OffsetAndTimestamp, TopicPartition
 
-log = get_logger("raftlog.client.consumer")
+logger = get_logger("raftlog.client.consumer")
 
 
 class AIOConsumer:

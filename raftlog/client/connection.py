@@ -21,7 +21,7 @@ from raftlog.v1 import admin_pb2_grpc, broker_pb2_grpc
 
 R = TypeVar("R")
 
-log = get_logger("raftlog.client")
+logger = get_logger("raftlog.client")
 
 
 class Connection:
@@ -87,5 +87,5 @@ class ConnectionPool:
             try:
                 await connection.close()
             except Exception as exc:  # noqa: BLE001 - closing is best effort
-                log.debug("closing channel failed", address=connection.address, error=repr(exc))
+                logger.debug("closing channel failed", address=connection.address, error=repr(exc))
 

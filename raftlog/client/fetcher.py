@@ -40,7 +40,7 @@ from raftlog.errors import ErrorCode
 from raftlog.records import read_header
 from raftlog.v1 import broker_pb2
 
-log = get_logger("raftlog.client.consumer")
+logger = get_logger("raftlog.client.consumer")
 
 EARLIEST = -2
 LATEST = -1
@@ -246,7 +246,7 @@ class Fetcher:
             st.position = offset
         else:
             self._push(st, Chunk(st.generation, offset, b"", jump=True))
-        log.debug("offset reset", topic=st.tp.topic, partition=st.tp.partition, offset=offset,
+        logger.debug("offset reset", topic=st.tp.topic, partition=st.tp.partition, offset=offset,
                   strategy="earliest" if where == EARLIEST else "latest")
 
     # ------------------------------------------------------------------ fetch loop
@@ -292,7 +292,7 @@ class Fetcher:
                 attempts += 1
                 if exc.code in _LEADER_MOVED:
                     self._leader_error(tp, exc)
-                    log.debug("fetch: leader moved or unreachable; retrying", topic=tp.topic, partition=tp.partition,
+                    logger.debug("fetch: leader moved or unreachable; retrying", topic=tp.topic, partition=tp.partition,
                               error=str(exc))
                 elif not exc.retriable:
                     self._set_error(st, exc)
@@ -328,7 +328,7 @@ class Fetcher:
             self._set_error(st, error)
             return
         target = earliest if policy == "earliest" else latest
-        log.info("fetch offset out of range; resetting", topic=st.tp.topic, partition=st.tp.partition,
+        logger.info("fetch offset out of range; resetting", topic=st.tp.topic, partition=st.tp.partition,
                  offset=offset, reset_to=target, policy=policy)
         st.fetch_offset = target
         self._push(st, Chunk(st.generation, target, b"", jump=True))

@@ -20,7 +20,7 @@ from raftlog.client.logs import get_logger
 from raftlog.client.errors import KafkaException, KafkaTimeoutError
 from raftlog.client.types import RecordMetadata
 
-log = get_logger("raftlog.client")
+logger = get_logger("raftlog.client")
 
 DeliveryCallback = Callable[[KafkaException | None, RecordMetadata | None], Any]
 
@@ -64,7 +64,7 @@ class BatchResult:
             try:
                 waiter()
             except Exception:  # noqa: BLE001 - a user's callback never breaks the sender
-                log.exception("delivery callback raised")
+                logger.exception("delivery callback raised")
 
     def add_waiter(self, waiter: Callable[[], None]) -> None:
         """Run ``waiter()`` on completion (at once, in this thread, when already done)."""

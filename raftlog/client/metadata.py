@@ -32,7 +32,7 @@ from raftlog.client.errors import (
 from raftlog.client.types import BrokerInfo, PartitionInfo, TopicPartition
 from raftlog.v1 import broker_pb2
 
-log = get_logger("raftlog.client")
+logger = get_logger("raftlog.client")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +165,7 @@ class MetadataManager:
         try:
             await self.refresh()
         except Exception as exc:  # noqa: BLE001 - background refresh: try again later
-            log.debug("metadata refresh failed", error=str(exc))
+            logger.debug("metadata refresh failed", error=str(exc))
 
     async def refresh(self, timeout_s: float | None = None) -> ClusterMetadata:
         """Fetch metadata now (joining a refresh in progress); raises NoBrokersAvailable

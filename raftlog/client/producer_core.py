@@ -36,7 +36,7 @@ from raftlog.client.sender import Sender
 from raftlog.client.serializers import BytesSerializer, serialize
 from raftlog.client.types import Headers, TopicPartition
 
-log = get_logger("raftlog.client.producer")
+logger = get_logger("raftlog.client.producer")
 
 HeadersArg = list[tuple[str, Any]] | Mapping[str, Any] | None
 
@@ -81,7 +81,7 @@ class ProducerCore:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - never leave records pending forever
-            log.exception("producer sender crashed; failing pending records")
+            logger.exception("producer sender crashed; failing pending records")
             self.accumulator.closing = True
             await self.sender.abort(UnknownServerError(f"producer I/O failed: {type(exc).__name__}: {exc}"))
 
@@ -129,7 +129,7 @@ class ProducerCore:
                 try:
                     await asyncio.wait_for(asyncio.shield(task), timeout_s)
                 except TimeoutError:
-                    log.warning("producer close timed out; failing the records not yet delivered",
+                    logger.warning("producer close timed out; failing the records not yet delivered",
                                 timeout_s=timeout_s)
                     await self.sender.abort(ProducerClosedError(
                         f"the producer was closed (timeout {timeout_s}s) before the record was delivered"))

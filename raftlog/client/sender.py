@@ -47,7 +47,7 @@ from raftlog.errors import ErrorCode
 from raftlog.records import NO_PRODUCER_ID
 from raftlog.v1 import broker_pb2
 
-log = get_logger("raftlog.client.producer")
+logger = get_logger("raftlog.client.producer")
 
 MAX_IDEMPOTENT_IN_FLIGHT = 5  # the broker keeps the last 5 batches per producer and partition
 
@@ -181,7 +181,7 @@ class Sender:
                 response = await self.pool.call(address, "broker", "InitProducerId", request, self._request_timeout_s)
             except BrokerResponseError as exc:
                 self.last_pid_error = exc
-                log.debug("InitProducerId failed", address=address, error=str(exc))
+                logger.debug("InitProducerId failed", address=address, error=str(exc))
                 continue
             old = (self.producer_id, self.producer_epoch)
             self.producer_id, self.producer_epoch = response.producer_id, response.producer_epoch
@@ -190,7 +190,7 @@ class Sender:
                 self.stats["epoch_bumps"] += 1
                 self._restart_sequences()
             self.need_epoch_bump = False
-            log.info("producer id assigned", producer_id=self.producer_id, producer_epoch=self.producer_epoch,
+            logger.info("producer id assigned", producer_id=self.producer_id, producer_epoch=self.producer_epoch,
                      previous=old)
             return True
         return False
@@ -284,7 +284,7 @@ class Sender:
             for batch in batches:
                 ps.outcomes[batch] = (FAIL, error)
         except Exception as exc:  # noqa: BLE001 - a bug must fail the batches, not hang them
-            log.exception("produce request failed unexpectedly", topic=tp.topic, partition=tp.partition)
+            logger.exception("produce request failed unexpectedly", topic=tp.topic, partition=tp.partition)
             error = UnknownServerError(f"Produce to {address}: {type(exc).__name__}: {exc}")
             for batch in batches:
                 ps.outcomes[batch] = (FAIL, error)
@@ -305,7 +305,7 @@ class Sender:
                   error: BrokerResponseError) -> None:
         code = error.code
         self.stats["request_errors"] += 1
-        log.debug("produce failed", topic=tp.topic, partition=tp.partition, error=str(error),
+        logger.debug("produce failed", topic=tp.topic, partition=tp.partition, error=str(error),
                   batches=len(batches), first_sequence=batches[0].base_sequence)
         if code in _LEADER_MOVED:
             if code == ErrorCode.NOT_LEADER_OR_FOLLOWER and error.leader_id > 0:
@@ -415,7 +415,7 @@ class Sender:
                 part.build(NO_PRODUCER_ID, -1, -1)
             part.sent = batch.sent
             parts.append(part)
-        log.info("batch too large for the broker: split in two", topic=batch.tp.topic,
+        logger.info("batch too large for the broker: split in two", topic=batch.tp.topic,
                  partition=batch.tp.partition, records=len(records))
         return parts
 
