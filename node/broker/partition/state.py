@@ -34,6 +34,16 @@ UNKNOWN_OFFSET = -1
 #: After the controller refused an ISR change, wait this long before proposing
 #: another (a leader whose metadata lags would otherwise ask on every fetch).
 ISR_RETRY_BACKOFF_MS = 200
+#: AlterPartition errors that prove the change was not applied (Kafka resets the
+#: pending state on these only).
+_NOT_APPLIED = frozenset({ErrorCode.OPERATION_NOT_ATTEMPTED, ErrorCode.INELIGIBLE_REPLICA})
+#: Errors after which the leader waits for metadata, keeping the maximal ISR (KIP-497).
+_WAIT_FOR_METADATA = frozenset({
+    ErrorCode.INVALID_UPDATE_VERSION,
+    ErrorCode.FENCED_LEADER_EPOCH,
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    ErrorCode.UNKNOWN_TOPIC_ID,
+})
 
 
 class Role(enum.Enum):
@@ -365,10 +375,23 @@ class PartitionState:
             else:
                 change.accepted_epoch = result_partition_epoch
             return False
-        self.logger.info("AlterPartition refused", error=error.name, new_isr=list(change.new_isr))
-        self.pending_isr = None
-        self.isr_retry_after_ms = now_ms + ISR_RETRY_BACKOFF_MS
-        return self.maybe_increment_hw(log_end_offset)
+        if error in _NOT_APPLIED:
+            # Only these prove the change was not applied: back to the committed ISR.
+            self.logger.info("AlterPartition refused", error=error.name, new_isr=list(change.new_isr))
+            self.pending_isr = None
+            self.isr_retry_after_ms = now_ms + ISR_RETRY_BACKOFF_MS
+            return self.maybe_increment_hw(log_end_offset)
+        if error in _WAIT_FOR_METADATA:
+            # A retry of a change that may have been committed can be refused this way
+            # although the controller applied it: keep the maximal ISR until metadata
+            # shows the outcome (which replaces the pending change).
+            self.logger.info("AlterPartition refused; keeping the maximal ISR until metadata shows the outcome",
+                             error=error.name, new_isr=list(change.new_isr), maximal_isr=list(self.maximal_isr))
+            return False
+        # Anything else: outcome unknown, send again.
+        self.logger.info("AlterPartition failed; will retry", error=error.name, new_isr=list(change.new_isr))
+        change.unknown_outcome = True
+        return False
 
 
 __all__ = [
