@@ -280,15 +280,28 @@ class Partition:
                 # Kafka checks min.insync.replicas again once the HW passes the batch: an
                 # ISR that shrank meanwhile means fewer copies than the topic demands.
                 if len(self.isr) < waiter.min_isr:
-                    waiter.future.set_exception(KafkaError(
-                        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-                        f"written, but the ISR {list(self.isr)} shrank below min.insync.replicas={waiter.min_isr}",
-                    ))
+                    waiter.future.set_exception(self._not_enough_after_append(waiter.min_isr))
                 else:
                     waiter.future.set_result(None)
+            elif self._replicated_below_min_isr(waiter.required_hw):
+                # The ISR holds it, but below min.insync the HW cannot pass it (KIP-966).
+                waiter.future.set_exception(self._not_enough_after_append(self.config.min_insync_replicas))
             else:
                 keep.append(waiter)
         self._produce_waiters = keep
+
+    def _not_enough_after_append(self, min_isr: int) -> KafkaError:
+        return KafkaError(
+            ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+            f"written, but the ISR {list(self.isr)} shrank below min.insync.replicas={min_isr}",
+        )
+
+    def _replicated_below_min_isr(self, required_hw: int) -> bool:
+        """The ISR holds the batch but the HW cannot pass it (ISR below min.insync)."""
+        if not self.state.is_under_min_isr:
+            return False
+        replicated = self.state.replicated_offset(self.log_end_offset)
+        return replicated is not None and replicated >= required_hw
 
     def _hw_moved(self) -> None:
         self._complete_produce_waiters()
@@ -432,7 +445,7 @@ class Partition:
             raise self.not_leader_error()
         if self.debug_unsafe_acks:  # TEST-ONLY: see BrokerConfig.debug_unsafe_acks
             return
-        if self.high_watermark >= required_hw:
+        if self.high_watermark >= required_hw or self._replicated_below_min_isr(required_hw):
             if len(self.isr) < min_isr:
                 raise KafkaError(
                     ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,

@@ -259,18 +259,33 @@ class PartitionState:
         self.pending_isr = None
 
     # ------------------------------------------------------------------ HW
-    def maybe_increment_hw(self, log_end_offset: int) -> bool:
-        """Leader: HW = min LEO over the maximal ISR; never moves back. True when it moved."""
-        if self.role is not Role.LEADER:
-            return False
-        new_hw = log_end_offset
+    @property
+    def is_under_min_isr(self) -> bool:
+        """The committed ISR is smaller than min.insync.replicas."""
+        return len(self.isr) < self.config.min_insync_replicas
+
+    def replicated_offset(self, log_end_offset: int) -> int | None:
+        """Min log end offset over the maximal ISR (what the HW would be); None while
+        a member has not fetched since this leadership began."""
+        low = log_end_offset
         for b in self.maximal_isr:
             if b == self.broker_id:
                 continue
             state = self.followers.get(b)
             if state is None or state.log_end_offset < 0:
-                return False  # not heard from since this leadership began
-            new_hw = min(new_hw, state.log_end_offset)
+                return None
+            low = min(low, state.log_end_offset)
+        return low
+
+    def maybe_increment_hw(self, log_end_offset: int) -> bool:
+        """Leader: HW = min LEO over the maximal ISR; never moves back, and does not
+        move while the ISR is below min.insync.replicas (KIP-966: what fewer replicas
+        than the topic demands hold is not exposed). True when it moved."""
+        if self.role is not Role.LEADER or self.is_under_min_isr:
+            return False
+        new_hw = self.replicated_offset(log_end_offset)
+        if new_hw is None:
+            return False  # a member not heard from since this leadership began
         if new_hw > self.high_watermark:
             self.high_watermark = new_hw
             return True
