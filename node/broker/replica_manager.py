@@ -24,6 +24,8 @@ from raftlog.node.broker.config import BrokerConfig
 from raftlog.node.broker.fetcher import ReplicaFetcher
 from raftlog.node.broker.partition.epochs import leader_end_offset_for_epoch
 from raftlog.node.broker.partition import (
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
     AppendResult,
     Partition,
     PendingIsrChange,
@@ -43,8 +45,6 @@ from raftlog.v1 import controller_pb2, errors_pb2, replication_pb2
 #: (db, topic id, partition) -> the partition's log. Default: PartitionLog.open.
 LogFactory = Callable[[NodeDB, str, int], ReplicaLog]
 
-LATEST_TIMESTAMP = -1
-EARLIEST_TIMESTAMP = -2
 
 #: AlterPartition failures whose outcome is unknown: the change may be committed.
 _UNKNOWN_OUTCOME = frozenset({
@@ -412,14 +412,10 @@ class ReplicaManager:
         p.require_leader()
         if timestamp == EARLIEST_TIMESTAMP:
             return OffsetResult(p.log_start_offset, -1, p.leader_epoch)
-        if timestamp == LATEST_TIMESTAMP:
-            return OffsetResult(p.high_watermark, -1, p.leader_epoch)
-        if timestamp < 0:
+        if timestamp < 0 and timestamp != LATEST_TIMESTAMP:
             raise KafkaError(ErrorCode.INVALID_REQUEST, f"timestamp {timestamp}: use -2, -1 or a time in ms")
-        found = p.log.offset_for_timestamp(timestamp, p.high_watermark)  # consumers see below the HW
-        if found is None:
-            return OffsetResult(-1, -1, p.leader_epoch)
-        return OffsetResult(found[0], found[1], p.leader_epoch)
+        offset, found_timestamp = p.fetch_offset_for_timestamp(timestamp)
+        return OffsetResult(offset, found_timestamp, p.leader_epoch)
 
     async def allocate_producer_ids(self) -> tuple[int, int]:
         """A block of producer ids from the active controller: (first id, count)."""

@@ -24,6 +24,8 @@ waiters and watchers, and calls the pure part; ``raftlog.node.broker.fetcher`` a
 """
 
 from raftlog.node.broker.partition.shell import (
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
     AppendResult,
     Partition,
     ReplicaLog,
@@ -42,6 +44,8 @@ from raftlog.node.broker.partition.state import (
 )
 
 __all__ = [
+    "EARLIEST_TIMESTAMP",
+    "LATEST_TIMESTAMP",
     "AppendResult",
     "FollowerState",
     "Partition",

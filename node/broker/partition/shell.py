@@ -39,6 +39,8 @@ from raftlog.storage.partition_log import EpochEntry, FetchedData
 from raftlog.topic_config import TopicConfig
 
 _SCAN_CHUNK_BYTES = 1 << 20  # producer-state rebuild reads the log in chunks of this
+LATEST_TIMESTAMP = -1
+EARLIEST_TIMESTAMP = -2
 
 
 class ReplicaLog(Protocol):
@@ -466,6 +468,23 @@ class Partition:
         finally:
             if waiter in self._produce_waiters:
                 self._produce_waiters.remove(waiter)
+
+    def fetch_offset_for_timestamp(self, timestamp: int) -> tuple[int, int]:
+        """Leader: ListOffsets for LATEST (-1) or a time in ms: (offset, timestamp), or
+        (-1, -1) when no record below the HW has that time (Kafka's
+        fetchOffsetForTimestamp). OFFSET_NOT_AVAILABLE (retriable) while the HW is
+        below this leader's epoch start and the answer would lie above the HW."""
+        unavailable = self.state.unavailable_offsets_error(self.log_end_offset)
+        if timestamp == LATEST_TIMESTAMP:
+            if unavailable is not None:
+                raise unavailable
+            return self.high_watermark, -1
+        found = self.log.offset_for_timestamp(timestamp, self.high_watermark)  # consumers see below the HW
+        if found is not None:
+            return found
+        if unavailable is not None and self.log.offset_for_timestamp(timestamp) is not None:
+            raise unavailable  # there is one, above the HW: the HW has not caught up yet
+        return -1, -1
 
     def diverging_epoch(self, last_fetched_epoch: int, fetch_offset: int) -> tuple[int, int] | None:
         """Leader: (epoch, end offset) when a follower's log diverges from this one."""

@@ -303,6 +303,21 @@ class PartitionState:
         """The log was cut to ``log_end_offset``: the HW cannot be above it."""
         self.high_watermark = min(self.high_watermark, log_end_offset)
 
+    def unavailable_offsets_error(self, log_end_offset: int) -> KafkaError | None:
+        """KIP-207: a new leader whose HW is still below the start of its own epoch
+        (its predecessor's HW may have been higher) cannot say where the committed
+        log ends; answering its HW would move the end backwards for clients."""
+        start = self.leader_epoch_start_offset
+        if start is None:
+            start = log_end_offset  # not assigned yet: the epoch starts at the log end
+        if self.role is not Role.LEADER or start <= self.high_watermark:
+            return None
+        return KafkaError(
+            ErrorCode.OFFSET_NOT_AVAILABLE,
+            f"the high watermark {self.high_watermark} has not reached the start {start}"
+            f" of leader epoch {self.leader_epoch} yet",
+        )
+
     # ------------------------------------------------------------------ leader: followers and ISR
     def update_follower_fetch_state(self, replica_id: int, fetch_offset: int, broker_epoch: int, *,
                                     now_ms: float, log_end_offset: int) -> bool:
