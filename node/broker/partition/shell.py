@@ -557,7 +557,11 @@ class Partition:
 
     async def _after_truncation(self) -> None:
         """Under ``log_lock``, after the log lost its tail: producer state and HW follow."""
-        self.producer_state.truncate(self.log_end_offset)
+        if self.producer_state.truncate(self.log_end_offset):
+            # A producer lost all its remembered batches; its earlier ones are in the
+            # log: rebuild from the log start so its sequence is known again.
+            self.producer_state.reset()
+            await self.rebuild_producer_state()
         self.state.on_truncated(self.log_end_offset)
         self.notify()
 
