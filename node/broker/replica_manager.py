@@ -62,6 +62,12 @@ def _default_log_factory(db: NodeDB, topic_id: str, partition: int) -> ReplicaLo
     return PartitionLog.open(db, topic_id, partition)
 
 
+def _default_stored_partitions(db: NodeDB) -> list[tuple[str, int]]:
+    from raftlog.storage.partition_log import stored_partitions
+
+    return stored_partitions(db)
+
+
 @dataclass(frozen=True, slots=True)
 class ProduceResult:
     base_offset: int
@@ -103,6 +109,7 @@ class ReplicaManager:
         controller_client: ControllerClient,
         *,
         log_factory: LogFactory | None = None,
+        stored_partitions: Callable[[NodeDB], Iterable[tuple[str, int]]] | None = None,
         clock: Callable[[], float] = now_ms,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
@@ -112,6 +119,7 @@ class ReplicaManager:
         self.peer_client_factory = peer_client_factory
         self.controller_client = controller_client
         self._log_factory = log_factory or _default_log_factory
+        self._stored_partitions = stored_partitions or _default_stored_partitions
         self.clock = clock
         self.wall_clock_ms = wall_clock_ms
         self.image = MetadataImage()
@@ -124,6 +132,7 @@ class ReplicaManager:
         self._producer_state_queue: asyncio.Queue[Partition] = asyncio.Queue()
         self._started = False
         self._stopped = False
+        self._strays_checked = False
         self.logger: FilteringBoundLogger = structlog.get_logger("replica-manager").bind(node_id=broker_id)
 
     # ------------------------------------------------------------------ lifecycle
@@ -219,6 +228,11 @@ class ReplicaManager:
     def on_metadata(self, image: MetadataImage) -> None:
         """Adopt a new image: call on the event loop after every applied metadata batch."""
         previous, self.image = self.image, image
+        if not self._strays_checked and self.broker_id in image.brokers:
+            # The first image that has this broker's registration holds every record
+            # committed before it started, in particular any topic deletion it missed.
+            self._strays_checked = True
+            self._remove_stray_partitions(image)
         if (image.topics is previous.topics and image.brokers is previous.brokers
                 and image.configs is previous.configs and previous.offset > 0):
             return  # no-op records only: images share unchanged maps (copy-on-write)
@@ -270,6 +284,25 @@ class ReplicaManager:
             if len(fetcher) == 0:
                 del self.fetchers[leader_id]
                 self._spawn(fetcher.stop(), f"stop-fetcher-{leader_id}")
+
+    def _remove_stray_partitions(self, image: MetadataImage) -> None:
+        """KRaft brokers' startup cleanup: partitions stored here whose topic id the
+        image does not have belong to topics deleted while this broker was down."""
+        try:
+            stored = self._stored_partitions(self.db)
+        except Exception as exc:  # noqa: BLE001 - never stop serving for a cleanup
+            self.logger.error("cannot list stored partitions", error=repr(exc), exc_info=True)
+            return
+        strays = [(t, pid) for t, pid in stored if t not in image.topics and (t, pid) not in self.partitions]
+        for topic_id, pid in strays:
+            self.logger.warning("removing stray partition: its topic is not in the metadata",
+                                topic_id=topic_id, partition=pid, metadata_offset=image.offset)
+            self._spawn(self._delete_stray(topic_id, pid), f"delete-stray-{topic_id}-{pid}")
+
+    async def _delete_stray(self, topic_id: str, pid: int) -> None:
+        log = self._log_factory(self.db, topic_id, pid)
+        await log.delete()
+        self.logger.info("stray partition removed", topic_id=topic_id, partition=pid)
 
     def _after_transition(self, p: Partition, transition: Transition) -> None:
         if transition is Transition.BECAME_LEADER:

@@ -63,16 +63,18 @@ def test_follower_drops_divergent_suffix_after_unclean_elections(tmp_path: Path)
     async def scenario() -> None:
         topic_id = new_topic_id()
         await prepare_unclean_history(tmp_path, topic_id)
-        async with Cluster(tmp_path, size=2) as c:
-            c.controller.commit([
-                Record(topic=metadata_pb2.TopicRecord(name="t", topic_id=topic_id)),
-                Record(partition=metadata_pb2.PartitionRecord(
-                    topic_id=topic_id, partition_id=0, replicas=[B, X], isr=[X],
-                    leader=X, leader_epoch=6, partition_epoch=9,
-                )),
-                Record(config=metadata_pb2.ConfigRecord(
-                    resource_name="t", name="unclean.leader.election.enable", value="true")),
-            ])
+        cluster = Cluster(tmp_path, size=2)
+        # In metadata before the brokers start, so their first image has the topic.
+        cluster.controller.commit([
+            Record(topic=metadata_pb2.TopicRecord(name="t", topic_id=topic_id)),
+            Record(partition=metadata_pb2.PartitionRecord(
+                topic_id=topic_id, partition_id=0, replicas=[B, X], isr=[X],
+                leader=X, leader_epoch=6, partition_epoch=9,
+            )),
+            Record(config=metadata_pb2.ConfigRecord(
+                resource_name="t", name="unclean.leader.election.enable", value="true")),
+        ])
+        async with cluster as c:
             await poll(lambda: c[X].partition("t").is_leader, what="X leads")
             leader = c[X].partition("t")
             follower = c[B].partition("t")

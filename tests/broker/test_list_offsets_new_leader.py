@@ -25,7 +25,7 @@ def test_new_leader_below_its_epoch_start_answers_offset_not_available() -> None
         await log.checkpoint_high_watermark(1)
         controller = FakeController()
         rm = ReplicaManager(1, None, FAST, grpc_peer_factory, controller,  # type: ignore[arg-type]
-                            log_factory=lambda db, topic_id, pid: log)
+                            log_factory=lambda db, topic_id, pid: log, stored_partitions=lambda db: [])
         controller.brokers[1] = rm
         for broker in (1, 2, 3):
             controller.register(broker, 9000 + broker)
