@@ -501,25 +501,25 @@ class ReplicaManager:
                                                  item.current_leader_epoch)
                     data.log_start_offset = p.log_start_offset
                     data.high_watermark = p.high_watermark
-                    diverging = (p.diverging_epoch(item.last_fetched_epoch, item.fetch_offset)
-                                 if item.HasField("last_fetched_epoch") else None)
-                    if diverging is not None:
-                        # Its fetch offset is not a log end it shares with this leader:
-                        # it counts toward neither HW nor ISR; answer at once.
-                        data.diverging_epoch.epoch, data.diverging_epoch.end_offset = diverging
-                        answer_now = True
-                        continue
-                    if item.fetch_offset < p.log_start_offset or item.fetch_offset > p.log_end_offset:
+                    if first:
+                        last_fetched_epoch = (item.last_fetched_epoch if item.HasField("last_fetched_epoch")
+                                              else None)
+                        seen = p.on_follower_fetch(request.replica_id, item.fetch_offset, last_fetched_epoch,
+                                                   request.broker_epoch)
+                        if seen.diverging_epoch is not None:
+                            # Its fetch offset is not a log end it shares with this leader:
+                            # it counts toward neither HW nor ISR; answer at once.
+                            data.diverging_epoch.epoch, data.diverging_epoch.end_offset = seen.diverging_epoch
+                            answer_now = True
+                            continue
+                        if seen.isr_change is not None:
+                            isr_changes.append((p, seen.isr_change))
+                        data.high_watermark = p.high_watermark
+                    elif item.fetch_offset < p.log_start_offset or item.fetch_offset > p.log_end_offset:
                         raise KafkaError(
                             ErrorCode.OFFSET_OUT_OF_RANGE,
                             f"fetch offset {item.fetch_offset} is outside [{p.log_start_offset}, {p.log_end_offset}]",
                         )
-                    if first:
-                        p.update_follower_fetch_state(request.replica_id, item.fetch_offset, request.broker_epoch)
-                        change = p.prepare_isr_expansion()
-                        if change is not None:
-                            isr_changes.append((p, change))
-                        data.high_watermark = p.high_watermark
                     leaders.append(p)
                     budget = min(item.max_bytes or self.config.replica_fetch_max_bytes, budget_total - total)
                     if budget > 0 or total == 0:

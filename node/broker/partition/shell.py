@@ -23,9 +23,9 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 from raftlog.errors import ErrorCode, KafkaError
-from raftlog.node.broker.partition.epochs import diverging_epoch
 from raftlog.node.broker.partition.follower import TruncateFullyAndStartAt, plan_follower_append
 from raftlog.node.broker.partition.state import (
+    FollowerFetch,
     FollowerState,
     PartitionState,
     PendingIsrChange,
@@ -364,7 +364,7 @@ class Partition:
             # Kafka's maybeAssignEpochStartOffset: OffsetForLeaderEpoch then answers for
             # this epoch before its first append.
             await self.log.assign_epoch(self.leader_epoch)
-            self.state.leader_epoch_start_offset = self.log_end_offset
+            self.state.assign_epoch_start(self.log_end_offset)
         await self.rebuild_producer_state()
 
     async def rebuild_producer_state(self) -> None:
@@ -486,9 +486,15 @@ class Partition:
             raise unavailable  # there is one, above the HW: the HW has not caught up yet
         return -1, -1
 
-    def diverging_epoch(self, last_fetched_epoch: int, fetch_offset: int) -> tuple[int, int] | None:
-        """Leader: (epoch, end offset) when a follower's log diverges from this one."""
-        return diverging_epoch(self.log, self.leader_epoch, last_fetched_epoch, fetch_offset)
+    def on_follower_fetch(self, replica_id: int, fetch_offset: int, last_fetched_epoch: int | None,
+                          broker_epoch: int) -> FollowerFetch:
+        """Leader: a follower's fetch (see :meth:`PartitionState.on_follower_fetch`);
+        wakes waiters when the HW moved."""
+        result = self.state.on_follower_fetch(self.log, replica_id, fetch_offset, last_fetched_epoch,
+                                              broker_epoch, now_ms=self.clock())
+        if result.hw_moved:
+            self._hw_moved()
+        return result
 
     def update_follower_fetch_state(self, replica_id: int, fetch_offset: int, broker_epoch: int) -> None:
         if self.state.update_follower_fetch_state(replica_id, fetch_offset, broker_epoch,
