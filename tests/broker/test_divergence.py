@@ -188,3 +188,14 @@ def test_pure_leader_counts_a_follower_only_once_its_log_agrees() -> None:
     seen = state.on_follower_fetch(leader_log, B, 12, 6, 1, now_ms=3)
     assert seen.diverging_epoch is None and seen.isr_change is not None
     assert seen.isr_change.new_isr == (X, B)
+
+
+def test_pure_follower_backs_off_when_a_divergence_cut_changes_nothing() -> None:
+    follower = EpochLog(5, [(1, 0)])
+    state = FollowerFetchState(generation=1, needs_truncation=False)
+    step = state.on_diverging_epoch(follower, 5, -1, -1)  # the leader knows no such epoch
+    assert step.offset == 5
+    follower.truncate_to(step.offset)
+    assert not state.after_truncation(step, 5, 1, follower)
+    state.on_no_progress(100.0, 50)
+    assert state.delayed_until_ms == 150.0 and not state.needs_truncation

@@ -24,9 +24,9 @@ The API a simulation drives, with an in-memory log:
 - :mod:`.follower` — :class:`FollowerFetchState` (one per followed partition):
   ``epoch_to_query``, ``truncation_without_epochs``, ``on_epoch_end``,
   ``fetch_offset``, ``last_fetched_epoch``, ``on_diverging_epoch``,
-  ``after_truncation``, ``on_fetched``, ``on_out_of_range``, ``on_partition_error``,
-  ``on_bad_data``, ``on_append_mismatch``; ``plan_follower_append(batches,
-  log_end_offset, log_start_offset) -> FollowerAppend``; log actions
+  ``after_truncation``, ``on_no_progress``, ``on_fetched``, ``on_out_of_range``,
+  ``on_partition_error``, ``on_bad_data``, ``on_append_mismatch``;
+  ``plan_follower_append(batches, log_end_offset, log_start_offset) -> FollowerAppend``; log actions
   :class:`TruncateTo`, :class:`TruncateFullyAndStartAt`.
 
 A follower round: ``last_fetched_epoch`` and ``fetch_offset`` go to the leader's
