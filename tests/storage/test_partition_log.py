@@ -30,6 +30,7 @@ from raftlog.storage.partition_log import (
     AppendOffsetError,
     EpochEntry,
     PartitionLog,
+    stored_partitions,
     topic_id_bytes,
 )
 
@@ -384,6 +385,26 @@ def test_truncate_to_trims_epochs_hw_and_size(db: NodeDB) -> None:
         db.close()
 
 
+def test_truncate_at_or_past_log_end_drops_epoch_entries_there(db: NodeDB) -> None:
+    """Kafka's truncateTo: an epoch assigned at the log end by a leader that wrote
+    nothing goes even when no batch does (KIP-279 would otherwise stop early)."""
+    log = PartitionLog.open(db, TOPIC, 0)
+    run(append_n(log, 1, epoch=1))  # 0-9
+    run(log.assign_epoch(4))  # elected at 10, wrote nothing
+    assert tuple(log.epochs()) == (EpochEntry(1, 0), EpochEntry(4, 10))
+    run(log.truncate_to(10))
+    assert log.log_end_offset == 10
+    assert tuple(log.epochs()) == (EpochEntry(1, 0),)
+    run(log.assign_epoch(5))
+    run(log.truncate_to(100))
+    assert tuple(log.epochs()) == (EpochEntry(1, 0),)
+    db = reopen(db)
+    try:
+        assert tuple(PartitionLog.open(db, TOPIC, 0).epochs()) == (EpochEntry(1, 0),)
+    finally:
+        db.close()
+
+
 def test_truncate_below_log_start_restarts_log(db: NodeDB) -> None:
     log = PartitionLog.open(db, TOPIC, 0)
     run(append_n(log, 3, epoch=2))
@@ -627,3 +648,15 @@ def test_kill9_keeps_every_acknowledged_batch(tmp_path: Path) -> None:
 
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "writer":
     asyncio.run(_writer(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+
+
+def test_stored_partitions_lists_every_partition_once(db: NodeDB) -> None:
+    assert stored_partitions(db) == []
+    a0, a7 = PartitionLog.open(db, TOPIC, 0), PartitionLog.open(db, TOPIC, 7)
+    run(append_n(a0, 3))
+    run(append_n(a7, 1))
+    b = PartitionLog.open(db, OTHER_TOPIC, 2)
+    run(b.checkpoint_high_watermark(1))  # state only, no batches
+    assert stored_partitions(db) == sorted([(TOPIC, 0), (TOPIC, 7), (OTHER_TOPIC, 2)])
+    run(a7.delete())
+    assert stored_partitions(db) == sorted([(TOPIC, 0), (OTHER_TOPIC, 2)])
