@@ -111,7 +111,7 @@ def test_dropped_snapshot_on_overflow_makes_the_leader_retry() -> None:
     # ...and, once the follower answers a heartbeat, sends a new one.
     c.filter = lambda m: True
     c.sent.clear()
-    c.tick(1, times=c.cfg.get("heartbeat_tick", 1))  # type: ignore[arg-type]
+    c.tick(1)  # one heartbeat (heartbeat_tick = 1)
     c.deliver()
     assert any(m.type is MT.SNAPSHOT and m.to == 3 for m in c.sent)
     assert c[3].status().commit == leader.status().commit
