@@ -22,8 +22,8 @@ derives from the seed, so a failure is replayed with:
 
     python -m tests.raft.sim --seed 1234 --nodes 5 -v
 
-``--mutant NAME`` runs with a known bug injected (see ``MUTANTS``), to show the
-checks catch it.
+``--mutant NAME`` runs with a known bug injected (tests/raft/mutants.py), to show
+the checks catch it; tests/raft/test_simulation.py replays one catching seed each.
 """
 
 from __future__ import annotations
