@@ -6,6 +6,8 @@ RPC is in flight later messages queue up and leave together in the next one, so
 batching follows load and order is kept per peer. A failed RPC drops its batch
 (Raft retransmits), tells the core the peer is unreachable, backs off briefly and
 logs at a rate-limited level; a peer that is down at start is retried forever.
+A queue that overflows drops its oldest messages and tells the core the same way
+(unreachable, and a failed snapshot if one was among them).
 """
 
 from __future__ import annotations
@@ -92,10 +94,15 @@ class _Peer:
         limit = self.transport.max_queued
         if len(self.queue) > limit:
             # The peer is not keeping up (or is down): keep the newest half. Raft
-            # retransmits whatever matters, so dropping is safe.
+            # retransmits whatever matters, so dropping is safe, provided the core
+            # hears of it: a leader waits for news of a snapshot it sent, and
+            # would otherwise leave the follower in snapshot state until the next
+            # election.
             drop = len(self.queue) - limit // 2
+            dropped = self.queue[:drop]
             self.dropped_messages += drop
             del self.queue[:drop]
+            self.transport.report_failed(self.peer, dropped)
         self.wake.set()
 
     async def run(self) -> None:
@@ -236,6 +243,9 @@ class Transport:
         return self.channels.address(peer) if self.channels is not None else str(peer)
 
     def report_failed(self, peer: int, batch: Sequence[Message]) -> None:
+        """Messages to ``peer`` were lost (failed RPC or queue overflow): optimistic
+        APPENDs are gone, so the leader probes again, and a lost snapshot is
+        resent instead of awaited."""
         if self.feedback is None:
             return
         self.feedback.report_unreachable(peer)

@@ -251,5 +251,14 @@ class MemoryStorage:
             index - offset + 1 :
         ]
 
+    def copy(self) -> MemoryStorage:
+        """An independent copy (entries are immutable, so only the list is copied):
+        the simulation's disk model keeps one as the durable state of the last sync."""
+        other = MemoryStorage()
+        other._log = list(self._log)
+        other._hard_state = self._hard_state
+        other._snapshot = self._snapshot
+        return other
+
     def close(self) -> None:
         pass
