@@ -50,7 +50,7 @@ def test_wildcard_listen_advertises_the_voter_address() -> None:
 
 
 def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
-    toml = tmp_path / "raftlog.node.toml"
+    toml = tmp_path / "node.toml"
     toml.write_text(
         f'node_id = 2\nvoters = "{VOTERS}"\ndata_dir = "/data"\ntick_ms = 10\nelection_tick = 20\n'
         'log_format = "console"\nsync = false\n'

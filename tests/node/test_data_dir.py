@@ -87,5 +87,5 @@ def test_a_database_without_meta_is_not_adopted(tmp_path: Path) -> None:
 
 
 def test_unrelated_files_do_not_block_first_start(tmp_path: Path) -> None:
-    (tmp_path / "raftlog.node.log").write_text("log")
+    (tmp_path / "node.log").write_text("log")
     DataDir.open(tmp_path, "c", 1).close()

@@ -25,7 +25,7 @@ def _imported_roots(tree: ast.AST) -> list[tuple[int, str]]:
 
 def test_core_sources_exist() -> None:
     names = {p.name for p in RAFT_DIR.glob("*.py")}
-    assert {"raftlog.node.py", "types.py", "storage.py", "log.py", "progress.py", "quorum.py", "roles.py"} <= names
+    assert {"node.py", "types.py", "storage.py", "log.py", "progress.py", "quorum.py", "roles.py"} <= names
 
 
 def test_no_forbidden_imports() -> None:

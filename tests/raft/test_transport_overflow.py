@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from node.transport import Transport
+from raftlog.node.quorum.transport import Transport
 from raftlog.raft import Message, MessageType, RaftNode
 from raftlog.v1 import raft_pb2
 from tests.raft.harness import Cluster
