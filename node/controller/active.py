@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from raftlog.node.config import NodeConfig
 from raftlog.node.controller.controller import QuorumController
-from raftlog.node.metadata.image import MetadataImage
+from raftlog.node.metadata.image import MetadataDelta, MetadataImage
 from raftlog.node.logging import get_logger
 from raftlog.node.quorum.driver import RaftDriver
 from raftlog.node.api.grpc.forwarding import LeaderRouter
@@ -45,6 +45,8 @@ class ActiveController:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._decide_lock = asyncio.Lock()
+        self._latest: MetadataImage | None = None
+        self._latest_term = 0
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -71,16 +73,34 @@ class ActiveController:
                 f"cluster id {cluster_id!r} does not match this cluster's {self.config.cluster_id!r}",
             )
 
+    def latest_image(self) -> MetadataImage:
+        """The image the next decision is made on: the committed image plus every record
+        this leader appended since (Kafka applies records to controller state at append
+        time). Falls back to the committed image, which reverts the uncommitted ones,
+        when the term changed (leadership was lost, whatever was appended may be gone)
+        or once everything appended is committed."""
+        committed = self.driver.image
+        if (
+            self._latest is None
+            or self._latest_term != self.driver.term
+            or self._latest.offset <= committed.offset
+        ):
+            self._latest, self._latest_term = committed, self.driver.term
+        return self._latest
+
     async def decide(
         self, decide: Callable[[MetadataImage], list[metadata_pb2.MetadataRecord]], timeout_s: float
     ) -> tuple[MetadataImage, int]:
-        """On the leader: run ``decide`` against the complete image and commit its
-        records; returns (the image with them applied, offset of the first record).
+        """On the leader: run ``decide`` against the latest image, append its records,
+        apply them to the latest image at once, and wait until they are committed;
+        returns (the latest image with them applied, offset of the first record).
 
-        One decision at a time, each seeing every earlier one: two concurrent
-        "create topic t" cannot both pass validation. A new leader decides only once
-        it has applied an entry of its own term, so its image holds every committed
-        record (Raft's leader completeness reaches the state machine)."""
+        One decision at a time, each seeing every earlier one, even one whose caller
+        timed out before it committed: two concurrent "create topic t" cannot both
+        pass validation, and a fence cannot undo an ISR shrink still in flight. A new
+        leader decides only once it has applied an entry of its own term, so its image
+        holds every committed record (Raft's leader completeness reaches the state
+        machine)."""
         if not self.driver.is_leader:
             raise self.driver.not_controller()
         deadline = time.monotonic() + timeout_s
@@ -93,15 +113,30 @@ class ActiveController:
                 raise self.driver.not_controller()
             if not ready:
                 raise KafkaError(ErrorCode.REQUEST_TIMED_OUT, "the new controller is still loading metadata")
-            records = decide(self.driver.image)
+            base = self.latest_image()
+            records = decide(base)
             if not records:
-                return self.driver.image, 0
-            result = await self.driver.propose(
-                [r.SerializeToString(deterministic=True) for r in records],
-                max(0.001, deadline - time.monotonic()),
+                return base, 0
+            appended, committed = await self.driver.append(
+                [r.SerializeToString(deterministic=True) for r in records]
             )
-            # The proposal resolves once applied, so the image already holds the records.
-            return self.driver.image, result.first_index
+            if appended.term != self._latest_term:
+                # Leadership changed between the decision and the append: the decision
+                # was made on a state this term never had, so it must not be applied.
+                self._latest = None
+                raise self.driver.not_controller("leadership changed during the decision")
+            delta = MetadataDelta(base)
+            for offset, record in enumerate(records, start=appended.first_index):
+                delta.replay(record, offset=offset, epoch=appended.term)
+            latest = self._latest = delta.apply()
+        try:
+            await asyncio.wait_for(asyncio.shield(committed), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise KafkaError(
+                ErrorCode.REQUEST_TIMED_OUT,
+                f"records not committed within {timeout_s * 1000:.0f} ms (they may still commit)",
+            ) from None
+        return latest, appended.first_index
 
     async def register_broker_local(
         self, request: controller_pb2.RegisterBrokerRequest, timeout_s: float

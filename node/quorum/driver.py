@@ -276,15 +276,16 @@ class RaftDriver:
 
         await self._call(step_all)
 
-    async def propose(self, records: Sequence[bytes], timeout_s: float) -> ProposalResult:
-        """Propose ``records`` (one entry each) and wait until they are committed and
-        applied here. Raises NOT_CONTROLLER (with the leader) or REQUEST_TIMED_OUT."""
+    async def append(self, records: Sequence[bytes]) -> tuple[ProposalResult, asyncio.Future[ProposalResult]]:
+        """Append ``records`` (one entry each) to the leader's log and return where they
+        landed, with a future resolved once they are committed and applied here (failed
+        with NOT_CONTROLLER when leadership is lost first). Raises NOT_CONTROLLER."""
         if not records:
             raise KafkaError(ErrorCode.INVALID_REQUEST, "no records to propose")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ProposalResult] = loop.create_future()
 
-        def do_propose(core: RaftNode) -> None:
+        def do_propose(core: RaftNode) -> ProposalResult:
             try:
                 term, first, last = core.propose(list(records))
             except NotLeaderError as exc:
@@ -299,8 +300,14 @@ class RaftDriver:
                 raise self.not_controller(f"proposal dropped: {exc}") from None
             self.last_proposal_at = time.monotonic()
             self._proposals[last] = _Proposal(term, first, last, future)
+            return ProposalResult(term, first, last)
 
-        await self._call(do_propose)
+        return await self._call(do_propose), future
+
+    async def propose(self, records: Sequence[bytes], timeout_s: float) -> ProposalResult:
+        """Propose ``records`` (one entry each) and wait until they are committed and
+        applied here. Raises NOT_CONTROLLER (with the leader) or REQUEST_TIMED_OUT."""
+        _, future = await self.append(records)
         try:
             return await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
