@@ -20,23 +20,21 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from raftlog.node.controller.active import ActiveController
 from raftlog.node.broker import BrokerConfig, ReplicaManager, grpc_peer_factory
-from raftlog.node.controller.broker_sessions import BrokerSessions
 from raftlog.node.broker.lifecycle import BrokerHeartbeater
-from raftlog.node.controller.partition_control import NodeControllerClient, PartitionControl
+from raftlog.node.controller.broker_heartbeat_manager import BrokerHeartbeatManager
+from raftlog.node.controller.broker_registration import BrokerRegistrationManager
+from raftlog.node.controller.quorum_controller import QuorumController
 from raftlog.node.api.grpc.broker import BrokerService
 from raftlog.node.api.grpc.replication import ReplicationService
-from raftlog.node.controller.topic_admin import TopicAdmin
 from raftlog.node.config import NodeConfig
-from raftlog.node.controller.controller import QuorumController
 from raftlog.node.metadata.loader import MetadataLoader
 from raftlog.node.data_dir import DataDir, DataDirError
 from raftlog.node.logging import get_logger
 from raftlog.node.quorum.driver import RaftDriver
 from raftlog.node.api.grpc.forwarding import LeaderRouter
 from raftlog.node.api.grpc.admin import AdminService
-from raftlog.node.api.grpc.controller import ControllerService
+from raftlog.node.api.grpc.controller import ControllerService, NodeControllerClient
 from raftlog.node.api.grpc.quorum import QuorumService
 from raftlog.node.quorum.transport import MAX_MESSAGE_BYTES, PeerChannels, Transport
 from raftlog.raft.storage import MemoryStorage, RaftStorage, StorageError
@@ -114,13 +112,14 @@ class Node:
         self.storage: RaftStorage | None = None
         self.db: NodeDB | None = None
         self.replicas: ReplicaManager | None = None
-        self._sessions: BrokerSessions | None = None
+        self._heartbeats: BrokerHeartbeatManager | None = None
+        self._registration: BrokerRegistrationManager | None = None
         self._heartbeater: BrokerHeartbeater | None = None
         self._feed_task: asyncio.Task[None] | None = None
         self.channels: PeerChannels | None = None
         self.transport: Transport | None = None
         self._driver: RaftDriver | None = None
-        self._controller: ActiveController | None = None
+        self._controller: QuorumController | None = None
         self.server: grpc.aio.Server | None = None
         self.servers: list[grpc.aio.Server] = []
         self.health = health.aio.HealthServicer()
@@ -135,10 +134,16 @@ class Node:
         return self._driver
 
     @property
-    def controller(self) -> ActiveController:
+    def controller(self) -> QuorumController:
         if self._controller is None:
             raise RuntimeError("node not started")
         return self._controller
+
+    @property
+    def registration(self) -> BrokerRegistrationManager:
+        if self._registration is None:
+            raise RuntimeError("node not started")
+        return self._registration
 
     @property
     def address(self) -> str:
@@ -190,12 +195,11 @@ class Node:
         self._driver = driver
         self.transport.feedback = driver
         router = LeaderRouter(driver, self.channels)
-        decisions = QuorumController()
-        self._controller = ActiveController(cfg, driver, router, decisions)
-        topics = TopicAdmin(self._controller, router)
-        partitions = PartitionControl(self._controller, router)
-        self._sessions = BrokerSessions(cfg, driver, self._controller, self.transport)
-        self._heartbeater = BrokerHeartbeater(cfg, driver, self._controller)
+        self._controller = QuorumController(cfg, driver)
+        self._heartbeats = BrokerHeartbeatManager(cfg, driver, self._controller, self.transport)
+        controller_service = ControllerService(cfg, self._controller, router, self._heartbeats)
+        self._registration = BrokerRegistrationManager(cfg, controller_service.register_broker)
+        self._heartbeater = BrokerHeartbeater(cfg, driver, self._registration)
         self.replicas = ReplicaManager(
             cfg.node_id,
             self.db,
@@ -204,12 +208,11 @@ class Node:
                 debug_unsafe_acks=os.environ.get(DEBUG_UNSAFE_ACKS_ENV) == "1",
             ),
             grpc_peer_factory,
-            NodeControllerClient(partitions),
+            NodeControllerClient(controller_service),
         )
 
-        quorum_service = QuorumService(cfg, driver, router, decisions)
-        controller_service = ControllerService(cfg, self._controller, partitions, self._sessions)
-        admin_service = AdminService(cfg, driver, router, topics)
+        quorum_service = QuorumService(cfg, driver, router)
+        admin_service = AdminService(cfg, driver, router, self._controller)
         replication_service = ReplicationService(cfg.node_id, self.replicas)
         replicas = self.replicas
         # One gRPC server per named listener (Kafka's listeners): the Broker service
@@ -252,10 +255,11 @@ class Node:
         self.transport.start()
         await self.replicas.start()
         self._controller.start()
-        self._sessions.start()
+        self._registration.start()
+        self._heartbeats.start()
         self._heartbeater.start()
         self._feed_task = asyncio.get_running_loop().create_task(
-            self._feed_metadata(driver, self._controller, self.replicas), name=f"metadata-feed-{cfg.node_id}"
+            self._feed_metadata(driver, self._registration, self.replicas), name=f"metadata-feed-{cfg.node_id}"
         )
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -273,12 +277,12 @@ class Node:
         )
 
     async def _feed_metadata(
-        self, driver: RaftDriver, controller: ActiveController, replicas: ReplicaManager
+        self, driver: RaftDriver, registration: BrokerRegistrationManager, replicas: ReplicaManager
     ) -> None:
         """Give the broker metadata only once this node's own registration is applied:
         images replayed from an old log could make it believe it still leads."""
-        await controller.registered.wait()
-        epoch = controller.broker_epoch or 0
+        await registration.registered.wait()
+        epoch = registration.broker_epoch or 0
         await driver.wait_until(lambda: driver.applied >= epoch, float("inf"))
         replicas.on_metadata(driver.image)
         driver.image_listeners.append(replicas.on_metadata)
@@ -299,8 +303,10 @@ class Node:
             self._feed_task.cancel()
         if self._heartbeater is not None:
             await self._heartbeater.stop()
-        if self._sessions is not None:
-            await self._sessions.stop()
+        if self._heartbeats is not None:
+            await self._heartbeats.stop()
+        if self._registration is not None:
+            await self._registration.stop()
         if self._controller is not None:
             await self._controller.stop()
         if self.server is not None:

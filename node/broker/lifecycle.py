@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from raftlog.node.controller.active import ActiveController
+from raftlog.node.controller.broker_registration import BrokerRegistrationManager as ActiveController
 from raftlog.node.config import NodeConfig
 from raftlog.node.logging import get_logger
 from raftlog.node.quorum.driver import RaftDriver

@@ -108,6 +108,8 @@ class RaftDriver:
         self.commit = 0
         self.applied = 0
         self.snapshot_index = 0
+        #: Index of the last entry in this node's log (a leader's next append is +1).
+        self.last_index = 0
         #: time.monotonic() of the last message received from each peer.
         self.last_received: dict[int, float] = {}
         #: time.monotonic() of the last proposal this node made as leader.
@@ -154,6 +156,7 @@ class RaftDriver:
         if applied == snapshot.meta.index:
             self.applied_term = snapshot.meta.term
         self.applied = applied
+        self.last_index = self.storage.last_index()
         self.commit = max(hard_state.commit, applied)
         self.term = hard_state.term
         self._core = RaftNode(
@@ -299,6 +302,7 @@ class RaftDriver:
             except ProposalDroppedError as exc:
                 raise self.not_controller(f"proposal dropped: {exc}") from None
             self.last_proposal_at = time.monotonic()
+            self.last_index = last
             self._proposals[last] = _Proposal(term, first, last, future)
             return ProposalResult(term, first, last)
 
@@ -447,6 +451,8 @@ class RaftDriver:
                     self._executor, self.storage.persist, ready.hard_state, ready.snapshot,
                     list(ready.entries),
                 )
+            if ready.entries:
+                self.last_index = ready.entries[-1].index
             self._on_state(ready)
             if ready.snapshot is not None and not ready.snapshot.is_empty():
                 self._install_snapshot(ready.snapshot)

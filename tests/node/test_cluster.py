@@ -6,7 +6,7 @@ from pathlib import Path
 
 import grpc
 
-from raftlog.node.controller.controller import QuorumController
+from raftlog.node.controller.quorum_controller import NO_OP as NO_OP_RECORD
 from raftlog.errors import ErrorCode
 from raftlog.status import from_rpc_error
 from raftlog.v1 import admin_pb2, admin_pb2_grpc, raft_pb2, raft_pb2_grpc
@@ -29,7 +29,7 @@ def test_three_nodes_elect_register_and_describe(tmp_path: Path) -> None:
             follower = next(i for i in cluster.nodes if i != leader)
             async with grpc.aio.insecure_channel(cluster.address(follower)) as channel:
                 # Propose through a follower: forwarded to the leader, answered after commit.
-                record = QuorumController().no_op_record().SerializeToString()
+                record = NO_OP_RECORD.SerializeToString()
                 quorum = raft_pb2_grpc.QuorumStub(channel)
                 resp = await quorum.Propose(raft_pb2.ProposeRequest(records=[record, record]), timeout=5)
                 assert resp.last_index == resp.first_index + 1

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from raftlog.node.controller.controller import QuorumController
+from raftlog.node.controller.quorum_controller import NO_OP as NO_OP_RECORD
 from raftlog.node.app import Node, StartupError, memory_storage
 from raftlog.errors import ErrorCode, KafkaError
 from tests.node.conftest import InProcessCluster, poll, run
 
-NO_OP = QuorumController().no_op_record().SerializeToString()
+NO_OP = NO_OP_RECORD.SerializeToString()
 
 
 def test_controlled_shutdown_of_the_leader_hands_over_leadership(tmp_path: Path) -> None:

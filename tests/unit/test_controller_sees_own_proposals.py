@@ -13,11 +13,7 @@ import uuid
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from raftlog.node.controller.active import ActiveController
-from raftlog.node.controller.broker_sessions import BrokerSessions
-from raftlog.node.controller.partition_control import PartitionControl
-from raftlog.node.controller.topic_admin import TopicAdmin
-from raftlog.node.api.grpc.forwarding import LeaderRouter
+from raftlog.node.controller.quorum_controller import QuorumController
 from raftlog.node.metadata.loader import MetadataLoader
 from raftlog.node.metadata.image import MetadataImage
 from raftlog.node.quorum.driver import ProposalResult
@@ -46,6 +42,10 @@ class FakeQuorum:
         self.last_proposal_at = 0.0
         self.image_listeners: list[Callable[[MetadataImage], None]] = []
         self._results: dict[int, ProposalResult] = {}
+
+    @property
+    def applied(self) -> int:
+        return self.loader.image.offset
 
     @property
     def image(self) -> MetadataImage:
@@ -101,17 +101,9 @@ def a_cluster_with_one_partition() -> tuple[Cluster, str]:
     return cluster, topic_id
 
 
-def runtime(quorum: FakeQuorum) -> Any:
-    config = SimpleNamespace(node_id=1, cluster_id="c", request_timeout_ms=5000, no_op_interval_ms=500,
-                             broker_session_timeout_ms=9000, advertised_listeners=[])
-    router = LeaderRouter(quorum, None)  # type: ignore[arg-type]
-    controller = ActiveController(config, quorum, router)  # type: ignore[arg-type]
-    return SimpleNamespace(
-        controller=controller,
-        partitions=PartitionControl(controller, router),
-        sessions=BrokerSessions(config, quorum, controller, None),  # type: ignore[arg-type]
-        topics=TopicAdmin(controller, router),
-    )
+def runtime(quorum: FakeQuorum) -> QuorumController:
+    config = SimpleNamespace(node_id=1, cluster_id="c", request_timeout_ms=5000, no_op_interval_ms=500)
+    return QuorumController(config, quorum)  # type: ignore[arg-type]
 
 
 async def poll(condition: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
@@ -139,16 +131,17 @@ def test_fencing_after_a_timed_out_isr_shrink_sees_the_shrink() -> None:
                 partition_epoch=part.partition_epoch, new_isr=[1, 2])],
         )
         try:
-            await node.partitions.alter_partition(shrink, None, 0.05)
+            await node.alter_partition(shrink, 0.05)
         except KafkaError as exc:
             assert exc.code == ErrorCode.REQUEST_TIMED_OUT
         else:
             raise AssertionError("the shrink should have timed out (nothing commits yet)")
         assert len(quorum.uncommitted) == 1, "the timed-out shrink stays in the leader's log"
 
-        # Broker 2's heartbeat stream breaks: the controller fences it.
+        # Broker 2's heartbeat stream breaks: the controller fences it (what the
+        # BrokerHeartbeatManager asks for).
         fence = asyncio.get_running_loop().create_task(
-            node.sessions._change(2, quorum.image.brokers[2].broker_epoch, True, "stream closed"))
+            node.fence_broker(2, quorum.image.brokers[2].broker_epoch, 5.0))
         await poll(lambda: len(quorum.uncommitted) >= 2, "the fence proposal")
         quorum.commit_all()
         await fence
@@ -168,12 +161,12 @@ def test_create_topic_retried_after_a_timeout_does_not_create_a_second_topic() -
         node = runtime(quorum)
         request = admin_pb2.CreateTopicRequest(name="orders", partitions=1, replication_factor=3)
         try:
-            await node.topics.create_topic(request, None, 0.05)
+            await node.create_topic(request, 0.05)
         except KafkaError as exc:
             assert exc.code == ErrorCode.REQUEST_TIMED_OUT
         else:
             raise AssertionError("the create should have timed out (nothing commits yet)")
-        retry = asyncio.get_running_loop().create_task(node.topics.create_topic(request, None, 5.0))
+        retry = asyncio.get_running_loop().create_task(node.create_topic(request, 5.0))
         try:
             await poll(lambda: retry.done() or len(quorum.uncommitted) >= 4, "the retried create")
             quorum.commit_all()

@@ -7,14 +7,36 @@ from typing import Any
 
 from raftlog.node.quorum.codec import CodecError, messages_from_pb
 from raftlog.node.config import NodeConfig
-from raftlog.node.controller.controller import QuorumController
 from raftlog.node.logging import get_logger
 from raftlog.node.quorum.driver import RaftDriver
 from raftlog.node.api.grpc.forwarding import LeaderRouter, time_remaining
 from raftlog.node.api.grpc.errors import rpc_method
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.raft import InvalidMessageError
-from raftlog.v1 import raft_pb2, raft_pb2_grpc
+from raftlog.node.controller.cluster_control import validate_registration
+from raftlog.v1 import metadata_pb2, raft_pb2, raft_pb2_grpc
+from google.protobuf.message import DecodeError
+
+MAX_RECORD_BYTES = 1 << 20
+
+
+def validate_records(records: Sequence[bytes]) -> None:
+    """Reject anything that is not a well-formed MetadataRecord before it is proposed."""
+    if not records:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, "no records to propose")
+    for i, data in enumerate(records):
+        if len(data) > MAX_RECORD_BYTES:
+            raise KafkaError(ErrorCode.INVALID_RECORD, f"record {i} is {len(data)} bytes, over {MAX_RECORD_BYTES}")
+        record = metadata_pb2.MetadataRecord()
+        try:
+            record.ParseFromString(data)
+        except DecodeError as exc:
+            raise KafkaError(ErrorCode.INVALID_RECORD, f"record {i} does not decode: {exc}") from exc
+        kind = record.WhichOneof("record")
+        if kind is None:
+            raise KafkaError(ErrorCode.INVALID_RECORD, f"record {i} has no record type set")
+        if kind == "register_broker":
+            validate_registration(record.register_broker)
 
 
 class QuorumService(raft_pb2_grpc.QuorumServicer):
@@ -23,12 +45,10 @@ class QuorumService(raft_pb2_grpc.QuorumServicer):
         config: NodeConfig,
         driver: RaftDriver,
         router: LeaderRouter,
-        decisions: QuorumController | None = None,
     ) -> None:
         self.config = config
         self.driver = driver
         self.router = router
-        self.decisions = decisions if decisions is not None else QuorumController()
         self.log = get_logger("quorum-service", config.node_id)
         self._voters = frozenset(config.voter_ids)
 
@@ -72,7 +92,7 @@ class QuorumService(raft_pb2_grpc.QuorumServicer):
         self, request: raft_pb2.ProposeRequest, context: Any
     ) -> raft_pb2.ProposeResponse:
         records: Sequence[bytes] = list(request.records)
-        self.decisions.validate_records(records)
+        validate_records(records)
         wanted = (request.timeout_ms or self.config.request_timeout_ms) / 1000
         timeout = time_remaining(context, wanted)
 

@@ -1,0 +1,89 @@
+"""ClusterControlManager: broker registration, fencing and unfencing (Kafka's name).
+
+Pure: each operation reads a MetadataImage and returns a ``ControllerResult``. A
+fence or unfence also moves the broker's partition duties, which is the
+ReplicationControlManager's part of the decision.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from raftlog.node.controller.replication_control import ReplicationControlManager
+from raftlog.node.controller.result import ControllerResult, Record
+from raftlog.node.metadata.image import MetadataImage
+from raftlog.errors import ErrorCode, KafkaError
+from raftlog.v1 import controller_pb2, metadata_pb2
+
+
+class ClusterControlManager:
+    """Decisions about brokers: who is registered, with which epoch, and fenced or not."""
+
+    def __init__(self, replication: ReplicationControlManager | None = None) -> None:
+        self.replication = replication if replication is not None else ReplicationControlManager()
+
+    def register_broker(
+        self, image: MetadataImage, request: controller_pb2.RegisterBrokerRequest, next_offset: int
+    ) -> ControllerResult[controller_pb2.RegisterBrokerResponse]:
+        """Register ``request``'s broker; ``next_offset`` is where the first record will
+        be written (the broker epoch is the offset of the registration record).
+
+        A retried request of the incarnation already registered writes nothing (it must
+        not bump the broker epoch). A new incarnation registers fenced, as in KRaft: it
+        is unfenced once its heartbeats show it caught up with the metadata log. If the
+        previous incarnation was still unfenced (it restarted faster than it was
+        noticed), it is fenced first, so its leaderships move to in-sync replicas."""
+        record = metadata_pb2.RegisterBrokerRecord(
+            broker_id=request.broker_id,
+            incarnation_id=request.incarnation_id,
+            endpoints=request.endpoints,
+            rack=request.rack,
+            fenced=True,
+        )
+        validate_registration(record)
+        current = image.brokers.get(request.broker_id)
+        if current is not None and current.incarnation_id == request.incarnation_id:
+            return ControllerResult.of([], controller_pb2.RegisterBrokerResponse(broker_epoch=current.broker_epoch))
+        records = [*self.fence_broker(image, request.broker_id).records, Record(register_broker=record)]
+        epoch = next_offset + len(records) - 1
+        return ControllerResult.of(records, controller_pb2.RegisterBrokerResponse(broker_epoch=epoch))
+
+    def fence_broker(self, image: MetadataImage, broker_id: int, broker_epoch: int | None = None) -> ControllerResult[bool]:
+        """Fence a broker (session expired, its process died, controlled shutdown) and
+        move its leaderships; only the incarnation ``broker_epoch`` names, when given.
+        The response says whether anything changed."""
+        broker = image.brokers.get(broker_id)
+        if broker is None or broker.fenced or broker_epoch not in (None, broker.broker_epoch):
+            return ControllerResult.of([], False)
+        fence = Record(fence_broker=metadata_pb2.FenceBrokerRecord(broker_id=broker_id, broker_epoch=broker.broker_epoch))
+        return ControllerResult.of([fence, *self.replication.handle_broker_fenced(image, broker_id)], True)
+
+    def unfence_broker(self, image: MetadataImage, broker_id: int, broker_epoch: int | None = None) -> ControllerResult[bool]:
+        """Unfence a broker that caught up, and give leaderless partitions back a leader."""
+        broker = image.brokers.get(broker_id)
+        if broker is None or not broker.fenced or broker_epoch not in (None, broker.broker_epoch):
+            return ControllerResult.of([], False)
+        unfence = Record(
+            unfence_broker=metadata_pb2.UnfenceBrokerRecord(broker_id=broker_id, broker_epoch=broker.broker_epoch)
+        )
+        return ControllerResult.of([unfence, *self.replication.handle_broker_unfenced(image, broker_id)], True)
+
+
+def validate_registration(record: metadata_pb2.RegisterBrokerRecord) -> None:
+    """Refuse a registration no broker could have sent (INVALID_REQUEST)."""
+    if record.broker_id <= 0:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, f"broker id must be positive, got {record.broker_id}")
+    try:
+        uuid.UUID(record.incarnation_id)
+    except ValueError as exc:
+        raise KafkaError(
+            ErrorCode.INVALID_REQUEST, f"incarnation id {record.incarnation_id!r} is not a UUID"
+        ) from exc
+    if not record.endpoints:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, "a broker registers at least one endpoint")
+    for endpoint in record.endpoints:
+        if not endpoint.host or not 0 < endpoint.port < 65536:
+            raise KafkaError(
+                ErrorCode.INVALID_REQUEST,
+                f"endpoint {endpoint.name!r} has a bad address {endpoint.host}:{endpoint.port}",
+            )
