@@ -211,7 +211,7 @@ class Node:
             NodeControllerClient(controller_service),
         )
 
-        quorum_service = QuorumService(cfg, driver, router)
+        quorum_service = QuorumService(cfg, driver)
         admin_service = AdminService(cfg, driver, router, self._controller)
         replication_service = ReplicationService(cfg.node_id, self.replicas)
         replicas = self.replicas

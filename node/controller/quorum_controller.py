@@ -33,6 +33,7 @@ from typing import TypeVar
 from raftlog.node.config import NodeConfig
 from raftlog.node.controller.cluster_control import ClusterControlManager
 from raftlog.node.controller.configuration_control import ConfigurationControlManager
+from raftlog.node.controller.feature_control import FeatureControlManager
 from raftlog.node.controller.producer_id_control import ProducerIdControlManager
 from raftlog.node.controller.replication_control import (
     ReplicationControlManager,
@@ -70,6 +71,7 @@ class QuorumController:
         self.replication = replication if replication is not None else ReplicationControlManager(self.configuration)
         self.cluster = ClusterControlManager(self.replication)
         self.producer_ids = producer_ids if producer_ids is not None else ProducerIdControlManager()
+        self.features = FeatureControlManager()
         self.logger = get_logger("controller", config.node_id)
         self._lock = asyncio.Lock()
         self._latest: MetadataImage | None = None
@@ -229,6 +231,14 @@ class QuorumController:
         self, request: admin_pb2.AlterConfigsRequest, timeout_s: float
     ) -> admin_pb2.AlterConfigsResponse:
         return await self.write(lambda image: self.configuration.alter_configs(image, request), timeout_s)
+
+    async def update_features(
+        self, request: admin_pb2.UpdateFeaturesRequest, timeout_s: float
+    ) -> admin_pb2.UpdateFeaturesResponse:
+        return await self.write(
+            lambda image: self.features.update_features(image, request, self.driver.last_index + 1, self.driver.term),
+            timeout_s,
+        )
 
     async def list_topics(self, request: admin_pb2.ListTopicsRequest, timeout_s: float) -> admin_pb2.ListTopicsResponse:
         return await self.read(lambda image: admin_pb2.ListTopicsResponse(names=sorted(image.topic_ids)), timeout_s)

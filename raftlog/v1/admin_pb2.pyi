@@ -1,3 +1,4 @@
+from raftlog.v1 import errors_pb2 as _errors_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -195,3 +196,37 @@ class AlterConfigsResponse(_message.Message):
     CONFIGS_FIELD_NUMBER: _ClassVar[int]
     configs: _containers.ScalarMap[str, str]
     def __init__(self, configs: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class FeatureUpdate(_message.Message):
+    __slots__ = ("feature", "max_version_level")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    MAX_VERSION_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    max_version_level: int
+    def __init__(self, feature: _Optional[str] = ..., max_version_level: _Optional[int] = ...) -> None: ...
+
+class UpdateFeaturesRequest(_message.Message):
+    __slots__ = ("feature_updates", "validate_only")
+    FEATURE_UPDATES_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    feature_updates: _containers.RepeatedCompositeFieldContainer[FeatureUpdate]
+    validate_only: bool
+    def __init__(self, feature_updates: _Optional[_Iterable[_Union[FeatureUpdate, _Mapping]]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class UpdateFeatureResult(_message.Message):
+    __slots__ = ("feature", "error")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    error: _errors_pb2.ErrorInfo
+    def __init__(self, feature: _Optional[str] = ..., error: _Optional[_Union[_errors_pb2.ErrorInfo, _Mapping]] = ...) -> None: ...
+
+class UpdateFeaturesResponse(_message.Message):
+    __slots__ = ("results", "metadata_offset", "metadata_epoch")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    METADATA_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[UpdateFeatureResult]
+    metadata_offset: int
+    metadata_epoch: int
+    def __init__(self, results: _Optional[_Iterable[_Union[UpdateFeatureResult, _Mapping]]] = ..., metadata_offset: _Optional[int] = ..., metadata_epoch: _Optional[int] = ...) -> None: ...

@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 
-from raftlog.node.api.grpc.quorum import validate_records
 from raftlog.node.controller.cluster_control import ClusterControlManager
 from raftlog.node.controller.quorum_controller import NO_OP
 from raftlog.node.metadata.image import MetadataImage
@@ -130,17 +129,3 @@ def test_bad_registrations_are_rejected(request_: controller_pb2.RegisterBrokerR
         ClusterControlManager().register_broker(MetadataImage(), request_, 1)
     assert info.value.code == ErrorCode.INVALID_REQUEST
     assert fragment in str(info.value)
-
-
-@pytest.mark.parametrize(
-    "records",
-    [[], [b"\xff\xff"], [metadata_pb2.MetadataRecord().SerializeToString()], [b"x" * (2 << 20)]],
-)
-def test_validate_records_rejects_malformed(records: list[bytes]) -> None:
-    with pytest.raises(KafkaError) as info:
-        validate_records(records)
-    assert info.value.code in (ErrorCode.INVALID_RECORD, ErrorCode.INVALID_REQUEST)
-
-
-def test_validate_records_accepts_well_formed() -> None:
-    validate_records([NO_OP.SerializeToString()])

@@ -1,4 +1,4 @@
-"""``raftlog.v1.Admin``: DescribeQuorum (the leader's view) and DescribeCluster."""
+"""``raftlog.v1.Admin``: topics, configs, features, DescribeQuorum and DescribeCluster."""
 
 from __future__ import annotations
 
@@ -92,6 +92,13 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     @on_active_controller
     async def AlterConfigs(self, request: admin_pb2.AlterConfigsRequest, timeout_s: float) -> admin_pb2.AlterConfigsResponse:
         return await self.controller.alter_configs(request, timeout_s)
+
+    @rpc_method
+    @on_active_controller
+    async def UpdateFeatures(
+        self, request: admin_pb2.UpdateFeaturesRequest, timeout_s: float
+    ) -> admin_pb2.UpdateFeaturesResponse:
+        return await self.controller.update_features(request, timeout_s)
 
     async def local_quorum_view(self) -> admin_pb2.DescribeQuorumResponse:
         """This node's own idea of term, leader and commit (voters left empty)."""
