@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+from raftlog.node.controller.configuration_control import replayed
 from raftlog.node.controller.replication_control import ReplicationControlManager
 from raftlog.node.controller.result import ControllerResult, Record
 from raftlog.node.metadata.image import MetadataImage
@@ -32,7 +33,8 @@ class ClusterControlManager:
         not bump the broker epoch). A new incarnation registers fenced, as in KRaft: it
         is unfenced once its heartbeats show it caught up with the metadata log. If the
         previous incarnation was still unfenced (it restarted faster than it was
-        noticed), it is fenced first, so its leaderships move to in-sync replicas."""
+        noticed), it is fenced first, so its leaderships move to in-sync replicas; and
+        it leaves every eligible-leader-replica set (see ReplicationControlManager)."""
         record = metadata_pb2.RegisterBrokerRecord(
             broker_id=request.broker_id,
             incarnation_id=request.incarnation_id,
@@ -44,7 +46,12 @@ class ClusterControlManager:
         current = image.brokers.get(request.broker_id)
         if current is not None and current.incarnation_id == request.incarnation_id:
             return ControllerResult.of([], controller_pb2.RegisterBrokerResponse(broker_epoch=current.broker_epoch))
-        records = [*self.fence_broker(image, request.broker_id).records, Record(register_broker=record)]
+        records = list(self.fence_broker(image, request.broker_id).records)
+        if current is not None:
+            # A restart: the old incarnation leaves every ELR (decided on the image
+            # with the fence applied, which may just have put it in one).
+            records += self.replication.handle_broker_restarted(replayed(image, records), request.broker_id)
+        records.append(Record(register_broker=record))
         epoch = next_offset + len(records) - 1
         return ControllerResult.of(records, controller_pb2.RegisterBrokerResponse(broker_epoch=epoch))
 

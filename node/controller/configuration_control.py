@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from raftlog.node.controller.result import ControllerResult, Record
-from raftlog.node.metadata.image import MetadataImage
+from raftlog.node.metadata.image import MetadataDelta, MetadataImage
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.topic_config import CONFIG_DEFS, TopicConfig, effective_configs, validate_configs
 from raftlog.v1 import admin_pb2, metadata_pb2
@@ -15,8 +15,16 @@ def config_record(resource: str, name: str, value: str = "", *, delete: bool = F
     return Record(config=metadata_pb2.ConfigRecord(resource_name=resource, name=name, value=value, delete=delete))
 
 
+#: (image with the new configs, topic name) -> partition changes (Kafka's
+#: minIsrConfigUpdatePartitionHandler: a new min.insync.replicas can end an ELR).
+MinIsrChangeHandler = Callable[[MetadataImage, str], list[Record]]
+
+
 class ConfigurationControlManager:
     """Validates topic configs and turns changes into ConfigRecords."""
+
+    def __init__(self, min_isr_changed: MinIsrChangeHandler | None = None) -> None:
+        self.min_isr_changed = min_isr_changed
 
     def create_topic_configs(self, name: str, configs: Mapping[str, str], replication_factor: int) -> list[Record]:
         """The records for a new topic's configs (only those set; defaults are implied)."""
@@ -50,4 +58,15 @@ class ConfigurationControlManager:
             raise KafkaError(ErrorCode.INVALID_CONFIG, f"min.insync.replicas is above the replication factor {rf}")
         records = [config_record(name, k, v) for k, v in sorted(checked.items())]
         records += [config_record(name, k, delete=True) for k in sorted(delete)]
+        if self.min_isr_changed is not None:
+            after = replayed(image, records)
+            records += self.min_isr_changed(after, name)
         return ControllerResult.of(records, admin_pb2.AlterConfigsResponse(configs=effective_configs(merged)))
+
+
+def replayed(image: MetadataImage, records: list[Record]) -> MetadataImage:
+    """``image`` with ``records`` applied (offsets do not matter for what callers read)."""
+    delta = MetadataDelta(image)
+    for record in records:
+        delta.replay(record, offset=image.offset, epoch=image.epoch)
+    return delta.apply()

@@ -32,7 +32,6 @@ from typing import TypeVar
 
 from raftlog.node.config import NodeConfig
 from raftlog.node.controller.cluster_control import ClusterControlManager
-from raftlog.node.controller.configuration_control import ConfigurationControlManager
 from raftlog.node.controller.feature_control import FeatureControlManager
 from raftlog.node.controller.producer_id_control import ProducerIdControlManager
 from raftlog.node.controller.replication_control import (
@@ -67,8 +66,8 @@ class QuorumController:
     ) -> None:
         self.config = config
         self.driver = driver
-        self.configuration = ConfigurationControlManager()
-        self.replication = replication if replication is not None else ReplicationControlManager(self.configuration)
+        self.replication = replication if replication is not None else ReplicationControlManager()
+        self.configuration = self.replication.configs
         self.cluster = ClusterControlManager(self.replication)
         self.producer_ids = producer_ids if producer_ids is not None else ProducerIdControlManager()
         self.features = FeatureControlManager()

@@ -6,8 +6,18 @@ Kafka's rules:
 - A fenced broker leaves every ISR (unless it is the last member: an ISR is never
   emptied, so the last in-sync replica stays eligible when it returns) and gives up
   its leaderships to the first live ISR member in replica order.
-- With no live ISR member the partition goes offline (leader -1) rather than elect
-  an out-of-sync replica, unless the topic enables unclean leader election.
+- With no live ISR member, a live eligible leader replica (KIP-966 ELR) is elected
+  (a clean election); with none either the partition goes offline (leader -1)
+  rather than elect an out-of-sync replica, unless the topic enables unclean
+  leader election.
+- ELR: while the ISR is below min.insync.replicas the leader cannot advance the
+  high watermark, so every replica that leaves the ISR then still holds every
+  record below it. Each change recomputes the ELR as Kafka's
+  PartitionChangeBuilder does: empty once the ISR is at min.insync.replicas again;
+  otherwise (old ELR + old ISR) minus the new ISR (a member that rejoins the ISR
+  leaves the ELR). An unclean election empties it, and a broker that registers a
+  new incarnation leaves every ELR (we cannot tell a clean shutdown from a crash
+  that lost unsynced records, so a restart counts as unclean).
 - A leader changes its ISR only through AlterPartition, and only from the partition
   epoch it last saw, so a stale leader's request cannot undo a newer decision.
 """
@@ -18,12 +28,12 @@ import base64
 import re
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
-from raftlog.node.controller.configuration_control import ConfigurationControlManager
+from raftlog.node.controller.configuration_control import ConfigurationControlManager, replayed
 from raftlog.node.controller.result import ControllerResult, Record
 from raftlog.node.metadata.image import (
     NO_LEADER,
-    MetadataDelta,
     MetadataImage,
     PartitionRegistration,
     TopicImage,
@@ -70,6 +80,7 @@ def topic_description(image: MetadataImage, topic: TopicImage) -> admin_pb2.Topi
                 replicas=part.replicas,
                 isr=part.isr,
                 partition_epoch=part.partition_epoch,
+                eligible_leader_replicas=part.elr,
             )
             for pid, part in sorted(topic.partitions.items())
         ],
@@ -111,7 +122,11 @@ def place_replicas(image: MetadataImage, live: Sequence[int], partitions: int, r
 
 
 def partition_change(
-    topic_id: str, pid: int, leader: int | None = None, isr: Sequence[int] | None = None
+    topic_id: str,
+    pid: int,
+    leader: int | None = None,
+    isr: Sequence[int] | None = None,
+    elr: Sequence[int] | None = None,
 ) -> Record:
     """A PartitionChangeRecord that says only what changed (``None``: unchanged)."""
     change = metadata_pb2.PartitionChangeRecord(topic_id=topic_id, partition_id=pid)
@@ -119,14 +134,39 @@ def partition_change(
         change.leader = leader
     if isr is not None:
         change.isr.ids.extend(isr)
+    if elr is not None:
+        change.eligible_leader_replicas.SetInParent()
+        change.eligible_leader_replicas.ids.extend(elr)
     return Record(partition_change=change)
+
+
+def target_elr(
+    part: PartitionRegistration, new_isr: Sequence[int], min_isr: int, *, clean: bool = True
+) -> tuple[int, ...]:
+    """The ELR after the ISR of ``part`` becomes ``new_isr`` (Kafka's
+    PartitionChangeBuilder): empty at or above ``min_isr``; else the old ELR and old
+    ISR, minus the new ISR; empty after an unclean election."""
+    if len(new_isr) >= min_isr or not clean:
+        return ()
+    keep = (set(part.elr) | set(part.isr)) - set(new_isr)
+    return tuple(b for b in part.replicas if b in keep)
+
+
+@dataclass(frozen=True, slots=True)
+class Election:
+    """Who leads a partition next, and how the election was made."""
+
+    leader: int
+    isr: tuple[int, ...]
+    clean: bool = True
+    """False for an unclean election (an out-of-sync replica leads)."""
 
 
 class ReplicationControlManager:
     """Topics, partitions, ISR and leadership decisions."""
 
-    def __init__(self, configs: ConfigurationControlManager | None = None) -> None:
-        self.configs = configs if configs is not None else ConfigurationControlManager()
+    def __init__(self) -> None:
+        self.configs = ConfigurationControlManager(min_isr_changed=self.handle_min_isr_changed)
 
     # ------------------------------------------------------------------ topics
     def create_topic(
@@ -160,7 +200,7 @@ class ReplicationControlManager:
         records += config_records
         if request.validate_only:
             return ControllerResult.of([], admin_pb2.CreateTopicResponse())
-        after = _replayed(image, records)
+        after = replayed(image, records)
         topic = after.topics[topic_id]
         return ControllerResult.of(records, admin_pb2.CreateTopicResponse(topic=topic_description(after, topic)))
 
@@ -232,57 +272,113 @@ class ReplicationControlManager:
         added = [b for b in isr if b not in part.isr and b not in live]
         if added:
             raise KafkaError(ErrorCode.INELIGIBLE_REPLICA, f"brokers {added} are fenced and cannot join the ISR")
-        if isr == part.isr:
-            return None
-        return partition_change(item.topic_id, item.partition, isr=isr)
+        return self.change(image, topic, item.partition, part, isr=isr)
 
     # ------------------------------------------------------------------ elections
+    def min_isr(self, image: MetadataImage, topic: TopicImage) -> int:
+        return TopicConfig.of(image.configs.get(topic.name, {})).min_insync_replicas
+
+    def change(
+        self,
+        image: MetadataImage,
+        topic: TopicImage,
+        pid: int,
+        part: PartitionRegistration,
+        *,
+        leader: int | None = None,
+        isr: Sequence[int] | None = None,
+        clean: bool = True,
+    ) -> Record | None:
+        """The record that moves ``part`` to ``leader``/``isr`` (``None``: unchanged),
+        with its ELR recomputed; ``None`` when nothing changes."""
+        new_leader = part.leader if leader is None else leader
+        new_isr = part.isr if isr is None else tuple(isr)
+        new_elr = target_elr(part, new_isr, self.min_isr(image, topic), clean=clean)
+        if (new_leader, new_isr, new_elr) == (part.leader, part.isr, part.elr):
+            return None
+        return partition_change(
+            topic.topic_id,
+            pid,
+            new_leader if new_leader != part.leader else None,
+            new_isr if new_isr != part.isr else None,
+            new_elr if new_elr != part.elr else None,
+        )
+
     def elect_leader(
         self, image: MetadataImage, topic: TopicImage, part: PartitionRegistration, live: set[int]
-    ) -> tuple[int, tuple[int, ...]]:
-        """(leader, isr) given the live brokers: the first live ISR member in replica
-        order; else, only with unclean election, the first live replica (whose ISR
-        then restarts as just itself); else no leader."""
+    ) -> Election:
+        """The first live ISR member in replica order; else the first live eligible
+        leader replica (a clean election: it holds every record below the high
+        watermark), whose ISR restarts as just itself; else, only with unclean
+        election, the first live replica; else no leader."""
         for broker in part.replicas:
             if broker in part.isr and broker in live:
-                return broker, part.isr
+                return Election(broker, part.isr)
+        for broker in part.replicas:
+            if broker in part.elr and broker in live:
+                return Election(broker, (broker,))
         if _unclean(image, topic):
             for broker in part.replicas:
                 if broker in live:
-                    return broker, (broker,)
-        return NO_LEADER, part.isr
+                    return Election(broker, (broker,), clean=False)
+        return Election(NO_LEADER, part.isr)
 
     def handle_broker_fenced(self, image: MetadataImage, broker_id: int) -> list[Record]:
         """Partition changes once ``broker_id`` is fenced: it leaves every ISR (but never
-        empties one) and its leaderships move to live ISR members."""
+        empties one) and its leaderships move by election."""
         live = set(image.live_brokers()) - {broker_id}
         records = []
         for topic, pid, part in _partitions(image):
             if broker_id not in part.isr and part.leader != broker_id:
                 continue
             isr = tuple(b for b in part.isr if b != broker_id) or part.isr
-            leader = part.leader
-            if leader in (broker_id, NO_LEADER):
-                leader, isr = self.elect_leader(image, topic, PartitionRegistration(part.replicas, isr, leader, 0, 0), live)
-            if (leader, isr) != (part.leader, part.isr):
-                records.append(
-                    partition_change(
-                        topic.topic_id, pid, leader if leader != part.leader else None, isr if isr != part.isr else None
-                    )
-                )
+            election = Election(part.leader, isr)
+            if part.leader in (broker_id, NO_LEADER):
+                shrunk = PartitionRegistration(part.replicas, isr, part.leader, 0, 0, part.elr)
+                election = self.elect_leader(image, topic, shrunk, live)
+            record = self.change(image, topic, pid, part, leader=election.leader, isr=election.isr,
+                                 clean=election.clean)
+            if record is not None:
+                records.append(record)
         return records
 
     def handle_broker_unfenced(self, image: MetadataImage, broker_id: int) -> list[Record]:
-        """Leaderless partitions whose ISR has ``broker_id`` (or, unclean, whose replica
-        it is) get their leader back."""
+        """Leaderless partitions whose ISR or ELR has ``broker_id`` (or, unclean, whose
+        replica it is) get their leader back."""
         live = set(image.live_brokers()) | {broker_id}
         records = []
         for topic, pid, part in _partitions(image):
             if part.leader == NO_LEADER and broker_id in part.replicas:
-                leader, isr = self.elect_leader(image, topic, part, live)
-                if leader != NO_LEADER:
-                    records.append(partition_change(topic.topic_id, pid, leader, isr if isr != part.isr else None))
+                election = self.elect_leader(image, topic, part, live)
+                if election.leader != NO_LEADER:
+                    record = self.change(image, topic, pid, part, leader=election.leader, isr=election.isr,
+                                         clean=election.clean)
+                    if record is not None:
+                        records.append(record)
         return records
+
+    def handle_broker_restarted(self, image: MetadataImage, broker_id: int) -> list[Record]:
+        """A new incarnation of ``broker_id`` registers: it leaves every ELR (its log
+        may have lost records it had not synced before it stopped)."""
+        records = []
+        for topic, pid, part in _partitions(image):
+            if broker_id in part.elr:
+                elr = tuple(b for b in part.elr if b != broker_id)
+                records.append(partition_change(topic.topic_id, pid, elr=elr))
+        return records
+
+    def handle_min_isr_changed(self, image: MetadataImage, topic_name: str) -> list[Record]:
+        """After min.insync.replicas changed: an ISR now at or above it lets the high
+        watermark advance again, so the ELR members are no longer provably caught up."""
+        topic = image.topic_by_name(topic_name)
+        if topic is None:
+            return []
+        min_isr = self.min_isr(image, topic)
+        return [
+            partition_change(topic.topic_id, pid, elr=())
+            for pid, part in sorted(topic.partitions.items())
+            if part.elr and len(part.isr) >= min_isr
+        ]
 
 
 def leads_anything(image: MetadataImage, broker_id: int) -> bool:
@@ -297,13 +393,3 @@ def _partitions(image: MetadataImage) -> Iterator[tuple[TopicImage, int, Partiti
 
 def _unclean(image: MetadataImage, topic: TopicImage) -> bool:
     return TopicConfig.of(image.configs.get(topic.name, {})).unclean_leader_election_enable
-
-
-def _replayed(image: MetadataImage, records: Sequence[Record]) -> MetadataImage:
-    """``image`` with ``records`` applied (offsets do not matter for what callers read)."""
-    delta = MetadataDelta(image)
-    for record in records:
-        delta.replay(record, offset=image.offset, epoch=image.epoch)
-    return delta.apply()
-
-

@@ -66,18 +66,27 @@ class PartitionRegistration:
     leader: int
     leader_epoch: int
     partition_epoch: int
+    elr: tuple[int, ...] = ()
+    """Eligible leader replicas (KIP-966): out of the ISR but holding every record
+    below the high watermark, so a clean election may pick one."""
 
     def merge(self, change: metadata_pb2.PartitionChangeRecord) -> PartitionRegistration:
         """Apply a change record: unset fields stay; the partition epoch always moves on,
         the leader epoch when the leader changes (fencing the old leader's requests)."""
         leader = change.leader if change.HasField("leader") else self.leader
         isr = tuple(change.isr.ids) if change.HasField("isr") else self.isr
+        elr = (
+            tuple(change.eligible_leader_replicas.ids)
+            if change.HasField("eligible_leader_replicas")
+            else self.elr
+        )
         return PartitionRegistration(
             replicas=self.replicas,
             isr=isr,
             leader=leader,
             leader_epoch=self.leader_epoch + (1 if leader != self.leader else 0),
             partition_epoch=self.partition_epoch + 1,
+            elr=elr,
         )
 
 
@@ -152,6 +161,7 @@ class MetadataImage:
                             leader=part.leader,
                             leader_epoch=part.leader_epoch,
                             partition_epoch=part.partition_epoch,
+                            eligible_leader_replicas=part.elr,
                         )
                     )
                 )
@@ -282,6 +292,7 @@ class MetadataDelta:
             leader=rec.leader,
             leader_epoch=rec.leader_epoch,
             partition_epoch=rec.partition_epoch,
+            elr=tuple(rec.eligible_leader_replicas),
         )
         topics[rec.topic_id] = replace(topic, partitions=_frozen_map(partitions))
 

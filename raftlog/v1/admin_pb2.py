@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from raftlog.v1 import errors_pb2 as raftlog_dot_v1_dot_errors__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16raftlog/v1/admin.proto\x12\nraftlog.v1\x1a\x17raftlog/v1/errors.proto\"+\n\x15\x44\x65scribeQuorumRequest\x12\x12\n\nlocal_view\x18\x01 \x01(\x08\"~\n\nVoterState\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x16\n\x0elog_end_offset\x18\x03 \x01(\x04\x12\x0b\n\x03lag\x18\x04 \x01(\x04\x12\x19\n\x11last_fetch_ms_ago\x18\x05 \x01(\x03\x12\x0e\n\x06status\x18\x06 \x01(\t\"\xaa\x01\n\x16\x44\x65scribeQuorumResponse\x12\x11\n\tleader_id\x18\x01 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x02 \x01(\x04\x12\x16\n\x0ehigh_watermark\x18\x03 \x01(\x04\x12&\n\x06voters\x18\x04 \x03(\x0b\x32\x16.raftlog.v1.VoterState\x12\x13\n\x0b\x61nswered_by\x18\x05 \x01(\x05\x12\x12\n\ncluster_id\x18\x06 \x01(\t\"\x18\n\x16\x44\x65scribeClusterRequest\"\x83\x01\n\x11\x42rokerDescription\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x16\n\x0eincarnation_id\x18\x03 \x01(\t\x12\x14\n\x0c\x62roker_epoch\x18\x04 \x01(\x04\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\x08\x12\x0c\n\x04rack\x18\x06 \x01(\t\"\xa2\x01\n\x17\x44\x65scribeClusterResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x15\n\rcontroller_id\x18\x02 \x01(\x05\x12.\n\x07\x62rokers\x18\x03 \x03(\x0b\x32\x1d.raftlog.v1.BrokerDescription\x12\x17\n\x0fmetadata_offset\x18\x04 \x01(\x04\x12\x13\n\x0b\x61nswered_by\x18\x05 \x01(\x05\"\xd7\x01\n\x12\x43reateTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x01(\x05\x12\x1a\n\x12replication_factor\x18\x03 \x01(\x05\x12<\n\x07\x63onfigs\x18\x04 \x03(\x0b\x32+.raftlog.v1.CreateTopicRequest.ConfigsEntry\x12\x15\n\rvalidate_only\x18\x05 \x01(\x08\x1a.\n\x0c\x43onfigsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd4\x01\n\x10TopicDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08topic_id\x18\x02 \x01(\t\x12:\n\x07\x63onfigs\x18\x03 \x03(\x0b\x32).raftlog.v1.TopicDescription.ConfigsEntry\x12\x34\n\npartitions\x18\x04 \x03(\x0b\x32 .raftlog.v1.PartitionDescription\x1a.\n\x0c\x43onfigsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x01\n\x14PartitionDescription\x12\x11\n\tpartition\x18\x01 \x01(\x05\x12\x0e\n\x06leader\x18\x02 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x03 \x01(\x05\x12\x10\n\x08replicas\x18\x04 \x03(\x05\x12\x0b\n\x03isr\x18\x05 \x03(\x05\x12\x17\n\x0fpartition_epoch\x18\x06 \x01(\x05\"B\n\x13\x43reateTopicResponse\x12+\n\x05topic\x18\x01 \x01(\x0b\x32\x1c.raftlog.v1.TopicDescription\"\"\n\x12\x44\x65leteTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteTopicResponse\"\x13\n\x11ListTopicsRequest\"#\n\x12ListTopicsResponse\x12\r\n\x05names\x18\x01 \x03(\t\"$\n\x14\x44\x65scribeTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x97\x01\n\x13\x41lterConfigsRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x35\n\x03set\x18\x02 \x03(\x0b\x32(.raftlog.v1.AlterConfigsRequest.SetEntry\x12\x0e\n\x06\x64\x65lete\x18\x03 \x03(\t\x1a*\n\x08SetEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x86\x01\n\x14\x41lterConfigsResponse\x12>\n\x07\x63onfigs\x18\x01 \x03(\x0b\x32-.raftlog.v1.AlterConfigsResponse.ConfigsEntry\x1a.\n\x0c\x43onfigsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\rFeatureUpdate\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\x19\n\x11max_version_level\x18\x02 \x01(\x05\"b\n\x15UpdateFeaturesRequest\x12\x32\n\x0f\x66\x65\x61ture_updates\x18\x01 \x03(\x0b\x32\x19.raftlog.v1.FeatureUpdate\x12\x15\n\rvalidate_only\x18\x02 \x01(\x08\"L\n\x13UpdateFeatureResult\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12$\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.raftlog.v1.ErrorInfo\"{\n\x16UpdateFeaturesResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.raftlog.v1.UpdateFeatureResult\x12\x17\n\x0fmetadata_offset\x18\x02 \x01(\x04\x12\x16\n\x0emetadata_epoch\x18\x03 \x01(\x04\x32\xa6\x05\n\x05\x41\x64min\x12W\n\x0e\x44\x65scribeQuorum\x12!.raftlog.v1.DescribeQuorumRequest\x1a\".raftlog.v1.DescribeQuorumResponse\x12Z\n\x0f\x44\x65scribeCluster\x12\".raftlog.v1.DescribeClusterRequest\x1a#.raftlog.v1.DescribeClusterResponse\x12N\n\x0b\x43reateTopic\x12\x1e.raftlog.v1.CreateTopicRequest\x1a\x1f.raftlog.v1.CreateTopicResponse\x12N\n\x0b\x44\x65leteTopic\x12\x1e.raftlog.v1.DeleteTopicRequest\x1a\x1f.raftlog.v1.DeleteTopicResponse\x12K\n\nListTopics\x12\x1d.raftlog.v1.ListTopicsRequest\x1a\x1e.raftlog.v1.ListTopicsResponse\x12O\n\rDescribeTopic\x12 .raftlog.v1.DescribeTopicRequest\x1a\x1c.raftlog.v1.TopicDescription\x12Q\n\x0c\x41lterConfigs\x12\x1f.raftlog.v1.AlterConfigsRequest\x1a .raftlog.v1.AlterConfigsResponse\x12W\n\x0eUpdateFeatures\x12!.raftlog.v1.UpdateFeaturesRequest\x1a\".raftlog.v1.UpdateFeaturesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16raftlog/v1/admin.proto\x12\nraftlog.v1\x1a\x17raftlog/v1/errors.proto\"+\n\x15\x44\x65scribeQuorumRequest\x12\x12\n\nlocal_view\x18\x01 \x01(\x08\"~\n\nVoterState\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x16\n\x0elog_end_offset\x18\x03 \x01(\x04\x12\x0b\n\x03lag\x18\x04 \x01(\x04\x12\x19\n\x11last_fetch_ms_ago\x18\x05 \x01(\x03\x12\x0e\n\x06status\x18\x06 \x01(\t\"\xaa\x01\n\x16\x44\x65scribeQuorumResponse\x12\x11\n\tleader_id\x18\x01 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x02 \x01(\x04\x12\x16\n\x0ehigh_watermark\x18\x03 \x01(\x04\x12&\n\x06voters\x18\x04 \x03(\x0b\x32\x16.raftlog.v1.VoterState\x12\x13\n\x0b\x61nswered_by\x18\x05 \x01(\x05\x12\x12\n\ncluster_id\x18\x06 \x01(\t\"\x18\n\x16\x44\x65scribeClusterRequest\"\x83\x01\n\x11\x42rokerDescription\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x16\n\x0eincarnation_id\x18\x03 \x01(\t\x12\x14\n\x0c\x62roker_epoch\x18\x04 \x01(\x04\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\x08\x12\x0c\n\x04rack\x18\x06 \x01(\t\"\xa2\x01\n\x17\x44\x65scribeClusterResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x15\n\rcontroller_id\x18\x02 \x01(\x05\x12.\n\x07\x62rokers\x18\x03 \x03(\x0b\x32\x1d.raftlog.v1.BrokerDescription\x12\x17\n\x0fmetadata_offset\x18\x04 \x01(\x04\x12\x13\n\x0b\x61nswered_by\x18\x05 \x01(\x05\"\xd7\x01\n\x12\x43reateTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x01(\x05\x12\x1a\n\x12replication_factor\x18\x03 \x01(\x05\x12<\n\x07\x63onfigs\x18\x04 \x03(\x0b\x32+.raftlog.v1.CreateTopicRequest.ConfigsEntry\x12\x15\n\rvalidate_only\x18\x05 \x01(\x08\x1a.\n\x0c\x43onfigsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd4\x01\n\x10TopicDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08topic_id\x18\x02 \x01(\t\x12:\n\x07\x63onfigs\x18\x03 \x03(\x0b\x32).raftlog.v1.TopicDescription.ConfigsEntry\x12\x34\n\npartitions\x18\x04 \x03(\x0b\x32 .raftlog.v1.PartitionDescription\x1a.\n\x0c\x43onfigsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa9\x01\n\x14PartitionDescription\x12\x11\n\tpartition\x18\x01 \x01(\x05\x12\x0e\n\x06leader\x18\x02 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x03 \x01(\x05\x12\x10\n\x08replicas\x18\x04 \x03(\x05\x12\x0b\n\x03isr\x18\x05 \x03(\x05\x12\x17\n\x0fpartition_epoch\x18\x06 \x01(\x05\x12 \n\x18\x65ligible_leader_replicas\x18\x07 \x03(\x05\"B\n\x13\x43reateTopicResponse\x12+\n\x05topic\x18\x01 \x01(\x0b\x32\x1c.raftlog.v1.TopicDescription\"\"\n\x12\x44\x65leteTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteTopicResponse\"\x13\n\x11ListTopicsRequest\"#\n\x12ListTopicsResponse\x12\r\n\x05names\x18\x01 \x03(\t\"$\n\x14\x44\x65scribeTopicRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x97\x01\n\x13\x41lterConfigsRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x35\n\x03set\x18\x02 \x03(\x0b\x32(.raftlog.v1.AlterConfigsRequest.SetEntry\x12\x0e\n\x06\x64\x65lete\x18\x03 \x03(\t\x1a*\n\x08SetEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x86\x01\n\x14\x41lterConfigsResponse\x12>\n\x07\x63onfigs\x18\x01 \x03(\x0b\x32-.raftlog.v1.AlterConfigsResponse.ConfigsEntry\x1a.\n\x0c\x43onfigsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\rFeatureUpdate\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\x19\n\x11max_version_level\x18\x02 \x01(\x05\"b\n\x15UpdateFeaturesRequest\x12\x32\n\x0f\x66\x65\x61ture_updates\x18\x01 \x03(\x0b\x32\x19.raftlog.v1.FeatureUpdate\x12\x15\n\rvalidate_only\x18\x02 \x01(\x08\"L\n\x13UpdateFeatureResult\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12$\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.raftlog.v1.ErrorInfo\"{\n\x16UpdateFeaturesResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.raftlog.v1.UpdateFeatureResult\x12\x17\n\x0fmetadata_offset\x18\x02 \x01(\x04\x12\x16\n\x0emetadata_epoch\x18\x03 \x01(\x04\x32\xa6\x05\n\x05\x41\x64min\x12W\n\x0e\x44\x65scribeQuorum\x12!.raftlog.v1.DescribeQuorumRequest\x1a\".raftlog.v1.DescribeQuorumResponse\x12Z\n\x0f\x44\x65scribeCluster\x12\".raftlog.v1.DescribeClusterRequest\x1a#.raftlog.v1.DescribeClusterResponse\x12N\n\x0b\x43reateTopic\x12\x1e.raftlog.v1.CreateTopicRequest\x1a\x1f.raftlog.v1.CreateTopicResponse\x12N\n\x0b\x44\x65leteTopic\x12\x1e.raftlog.v1.DeleteTopicRequest\x1a\x1f.raftlog.v1.DeleteTopicResponse\x12K\n\nListTopics\x12\x1d.raftlog.v1.ListTopicsRequest\x1a\x1e.raftlog.v1.ListTopicsResponse\x12O\n\rDescribeTopic\x12 .raftlog.v1.DescribeTopicRequest\x1a\x1c.raftlog.v1.TopicDescription\x12Q\n\x0c\x41lterConfigs\x12\x1f.raftlog.v1.AlterConfigsRequest\x1a .raftlog.v1.AlterConfigsResponse\x12W\n\x0eUpdateFeatures\x12!.raftlog.v1.UpdateFeaturesRequest\x1a\".raftlog.v1.UpdateFeaturesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -61,35 +61,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOPICDESCRIPTION_CONFIGSENTRY']._serialized_start=904
   _globals['_TOPICDESCRIPTION_CONFIGSENTRY']._serialized_end=950
   _globals['_PARTITIONDESCRIPTION']._serialized_start=1168
-  _globals['_PARTITIONDESCRIPTION']._serialized_end=1303
-  _globals['_CREATETOPICRESPONSE']._serialized_start=1305
-  _globals['_CREATETOPICRESPONSE']._serialized_end=1371
-  _globals['_DELETETOPICREQUEST']._serialized_start=1373
-  _globals['_DELETETOPICREQUEST']._serialized_end=1407
-  _globals['_DELETETOPICRESPONSE']._serialized_start=1409
-  _globals['_DELETETOPICRESPONSE']._serialized_end=1430
-  _globals['_LISTTOPICSREQUEST']._serialized_start=1432
-  _globals['_LISTTOPICSREQUEST']._serialized_end=1451
-  _globals['_LISTTOPICSRESPONSE']._serialized_start=1453
-  _globals['_LISTTOPICSRESPONSE']._serialized_end=1488
-  _globals['_DESCRIBETOPICREQUEST']._serialized_start=1490
-  _globals['_DESCRIBETOPICREQUEST']._serialized_end=1526
-  _globals['_ALTERCONFIGSREQUEST']._serialized_start=1529
-  _globals['_ALTERCONFIGSREQUEST']._serialized_end=1680
-  _globals['_ALTERCONFIGSREQUEST_SETENTRY']._serialized_start=1638
-  _globals['_ALTERCONFIGSREQUEST_SETENTRY']._serialized_end=1680
-  _globals['_ALTERCONFIGSRESPONSE']._serialized_start=1683
-  _globals['_ALTERCONFIGSRESPONSE']._serialized_end=1817
+  _globals['_PARTITIONDESCRIPTION']._serialized_end=1337
+  _globals['_CREATETOPICRESPONSE']._serialized_start=1339
+  _globals['_CREATETOPICRESPONSE']._serialized_end=1405
+  _globals['_DELETETOPICREQUEST']._serialized_start=1407
+  _globals['_DELETETOPICREQUEST']._serialized_end=1441
+  _globals['_DELETETOPICRESPONSE']._serialized_start=1443
+  _globals['_DELETETOPICRESPONSE']._serialized_end=1464
+  _globals['_LISTTOPICSREQUEST']._serialized_start=1466
+  _globals['_LISTTOPICSREQUEST']._serialized_end=1485
+  _globals['_LISTTOPICSRESPONSE']._serialized_start=1487
+  _globals['_LISTTOPICSRESPONSE']._serialized_end=1522
+  _globals['_DESCRIBETOPICREQUEST']._serialized_start=1524
+  _globals['_DESCRIBETOPICREQUEST']._serialized_end=1560
+  _globals['_ALTERCONFIGSREQUEST']._serialized_start=1563
+  _globals['_ALTERCONFIGSREQUEST']._serialized_end=1714
+  _globals['_ALTERCONFIGSREQUEST_SETENTRY']._serialized_start=1672
+  _globals['_ALTERCONFIGSREQUEST_SETENTRY']._serialized_end=1714
+  _globals['_ALTERCONFIGSRESPONSE']._serialized_start=1717
+  _globals['_ALTERCONFIGSRESPONSE']._serialized_end=1851
   _globals['_ALTERCONFIGSRESPONSE_CONFIGSENTRY']._serialized_start=904
   _globals['_ALTERCONFIGSRESPONSE_CONFIGSENTRY']._serialized_end=950
-  _globals['_FEATUREUPDATE']._serialized_start=1819
-  _globals['_FEATUREUPDATE']._serialized_end=1878
-  _globals['_UPDATEFEATURESREQUEST']._serialized_start=1880
-  _globals['_UPDATEFEATURESREQUEST']._serialized_end=1978
-  _globals['_UPDATEFEATURERESULT']._serialized_start=1980
-  _globals['_UPDATEFEATURERESULT']._serialized_end=2056
-  _globals['_UPDATEFEATURESRESPONSE']._serialized_start=2058
-  _globals['_UPDATEFEATURESRESPONSE']._serialized_end=2181
-  _globals['_ADMIN']._serialized_start=2184
-  _globals['_ADMIN']._serialized_end=2862
+  _globals['_FEATUREUPDATE']._serialized_start=1853
+  _globals['_FEATUREUPDATE']._serialized_end=1912
+  _globals['_UPDATEFEATURESREQUEST']._serialized_start=1914
+  _globals['_UPDATEFEATURESREQUEST']._serialized_end=2012
+  _globals['_UPDATEFEATURERESULT']._serialized_start=2014
+  _globals['_UPDATEFEATURERESULT']._serialized_end=2090
+  _globals['_UPDATEFEATURESRESPONSE']._serialized_start=2092
+  _globals['_UPDATEFEATURESRESPONSE']._serialized_end=2215
+  _globals['_ADMIN']._serialized_start=2218
+  _globals['_ADMIN']._serialized_end=2896
 # @@protoc_insertion_point(module_scope)
