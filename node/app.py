@@ -31,7 +31,7 @@ from raftlog.node.config import NodeConfig
 from raftlog.node.metadata.loader import MetadataLoader
 from raftlog.node.data_dir import DataDir, DataDirError
 from raftlog.node.logging import get_logger
-from raftlog.node.quorum.driver import RaftDriver
+from raftlog.node.metadata.raft_driver import MetadataRaftDriver
 from raftlog.node.api.grpc.forwarding import LeaderRouter
 from raftlog.node.api.grpc.admin import AdminService
 from raftlog.node.api.grpc.controller import ControllerService, NodeControllerClient
@@ -118,7 +118,7 @@ class Node:
         self._feed_task: asyncio.Task[None] | None = None
         self.channels: PeerChannels | None = None
         self.transport: Transport | None = None
-        self._driver: RaftDriver | None = None
+        self._driver: MetadataRaftDriver | None = None
         self._controller: QuorumController | None = None
         self.server: grpc.aio.Server | None = None
         self.servers: list[grpc.aio.Server] = []
@@ -128,7 +128,7 @@ class Node:
 
     # ------------------------------------------------------------------ accessors
     @property
-    def driver(self) -> RaftDriver:
+    def driver(self) -> MetadataRaftDriver:
         if self._driver is None:
             raise RuntimeError("node not started")
         return self._driver
@@ -187,7 +187,7 @@ class Node:
             rpc_timeout_s=cfg.rpc_timeout_ms / 1000,
             backoff_min_s=cfg.tick_ms / 1000,
         )
-        driver = RaftDriver(cfg, self.storage, loader, self.transport, rng=self._rng)
+        driver = MetadataRaftDriver(cfg, self.storage, loader, self.transport, rng=self._rng)
         try:
             driver.restore()
         except (ValueError, StorageError, NodeDBError) as exc:
@@ -277,7 +277,7 @@ class Node:
         )
 
     async def _feed_metadata(
-        self, driver: RaftDriver, registration: BrokerRegistrationManager, replicas: ReplicaManager
+        self, driver: MetadataRaftDriver, registration: BrokerRegistrationManager, replicas: ReplicaManager
     ) -> None:
         """Give the broker metadata only once this node's own registration is applied:
         images replayed from an old log could make it believe it still leads."""
@@ -285,7 +285,7 @@ class Node:
         epoch = registration.broker_epoch or 0
         await driver.wait_until(lambda: driver.applied >= epoch, float("inf"))
         replicas.on_metadata(driver.image)
-        driver.image_listeners.append(replicas.on_metadata)
+        driver.loader.subscribe(replicas.on_metadata)
         self.log.info("broker serving metadata", metadata_offset=driver.image.offset)
 
     # ------------------------------------------------------------------ stop
@@ -317,7 +317,7 @@ class Node:
         self.log.info("node stopped", controlled=controlled,
                       took_ms=int((time.monotonic() - started) * 1000))
 
-    async def _resign_leadership(self, driver: RaftDriver) -> None:
+    async def _resign_leadership(self, driver: MetadataRaftDriver) -> None:
         if not driver.is_leader or not self.config.peers:
             return
         status = await driver.status()

@@ -30,7 +30,8 @@ from raftlog.node.config import NodeConfig
 from raftlog.node.controller.quorum_controller import QuorumController
 from raftlog.node.controller.replication_control import leads_anything
 from raftlog.node.logging import get_logger
-from raftlog.node.quorum.driver import RaftDriver
+from raftlog.node.controller.errors import controller_error
+from raftlog.node.metadata.raft_driver import MetadataRaftDriver
 from raftlog.node.quorum.transport import Transport
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.status import error_info_to_pb
@@ -43,7 +44,7 @@ class BrokerHeartbeatManager:
     def __init__(
         self,
         config: NodeConfig,
-        driver: RaftDriver,
+        driver: MetadataRaftDriver,
         controller: QuorumController,
         transport: Transport | None,
     ) -> None:
@@ -79,7 +80,7 @@ class BrokerHeartbeatManager:
     ) -> AsyncIterator[controller_pb2.BrokerHeartbeatResponse]:
         """Serve one broker's stream; the servicer yields what this yields."""
         if not self.driver.is_leader:
-            raise self.driver.not_controller()
+            raise controller_error(self.driver.not_leader("this node is not the active controller"))
         self._generation += 1
         generation = self._generation
         broker_id = 0
@@ -87,7 +88,7 @@ class BrokerHeartbeatManager:
         try:
             async for request in requests:
                 if not self.driver.is_leader:
-                    raise self.driver.not_controller()
+                    raise controller_error(self.driver.not_leader("this node is not the active controller"))
                 broker_id, broker_epoch = request.broker_id, request.broker_epoch
                 self._streams[broker_id] = generation
                 yield self._beat(request)

@@ -44,7 +44,9 @@ from raftlog.node.controller.replication_control import (
 from raftlog.node.controller.result import ControllerResult, Record
 from raftlog.node.logging import get_logger
 from raftlog.node.metadata.image import MetadataDelta, MetadataImage
-from raftlog.node.quorum.driver import RaftDriver
+from raftlog.node.controller.errors import controller_error
+from raftlog.node.metadata.raft_driver import MetadataRaftDriver
+from raftlog.node.quorum.errors import QuorumError
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.v1 import admin_pb2, controller_pb2, metadata_pb2
 
@@ -59,7 +61,7 @@ class QuorumController:
     def __init__(
         self,
         config: NodeConfig,
-        driver: RaftDriver,
+        driver: MetadataRaftDriver,
         *,
         replication: ReplicationControlManager | None = None,
         producer_ids: ProducerIdControlManager | None = None,
@@ -108,13 +110,13 @@ class QuorumController:
     async def _ready(self, deadline: float) -> None:
         """Return once this node is the leader and has applied an entry of its term."""
         if not self.driver.is_leader:
-            raise self.driver.not_controller()
+            raise controller_error(self.driver.not_leader("this node is not the active controller"))
         ready = await self.driver.wait_until(
             lambda: self.driver.decisions_ready or not self.driver.is_leader,
             max(0.0, deadline - time.monotonic()),
         )
         if not self.driver.is_leader:
-            raise self.driver.not_controller()
+            raise controller_error(self.driver.not_leader("this node is not the active controller"))
         if not ready:
             raise KafkaError(ErrorCode.REQUEST_TIMED_OUT, "the new controller is still loading metadata")
 
@@ -132,14 +134,17 @@ class QuorumController:
             base = self.latest_image()
             result = operation(base)
             if result.records:
-                appended, committed = await self.driver.append(
-                    [r.SerializeToString(deterministic=True) for r in result.records]
-                )
+                try:
+                    appended, committed = await self.driver.append(
+                        [r.SerializeToString(deterministic=True) for r in result.records]
+                    )
+                except QuorumError as exc:
+                    raise controller_error(exc) from None
                 if appended.term != self._latest_term:
                     # Leadership changed between the decision and the append: the
                     # decision was made on a state this term never had.
                     self._latest = None
-                    raise self.driver.not_controller("leadership changed during the decision")
+                    raise controller_error(self.driver.not_leader("leadership changed during the decision"))
                 delta = MetadataDelta(base)
                 for offset, record in enumerate(result.records, start=appended.first_index):
                     delta.replay(record, offset=offset, epoch=appended.term)
@@ -156,6 +161,8 @@ class QuorumController:
                 ErrorCode.REQUEST_TIMED_OUT,
                 f"records not committed within {timeout_s * 1000:.0f} ms (they may still commit)",
             ) from None
+        except QuorumError as exc:  # leadership lost before they committed, or stopping
+            raise controller_error(exc) from None
         return result.response
 
     async def _wait_applied(self, offset: int, deadline: float, timeout_s: float) -> None:
@@ -167,7 +174,7 @@ class QuorumController:
             max(0.0, deadline - time.monotonic()),
         )
         if self.driver.term != term:
-            raise self.driver.not_controller("leadership changed before the records committed")
+            raise controller_error(self.driver.not_leader("leadership changed before the records committed"))
         if not done:
             raise KafkaError(ErrorCode.REQUEST_TIMED_OUT, f"records not committed within {timeout_s * 1000:.0f} ms")
 

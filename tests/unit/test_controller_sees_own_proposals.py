@@ -17,6 +17,7 @@ from raftlog.node.controller.quorum_controller import QuorumController
 from raftlog.node.metadata.loader import MetadataLoader
 from raftlog.node.metadata.image import MetadataImage
 from raftlog.node.quorum.driver import ProposalResult
+from raftlog.node.quorum.errors import NotLeaderError
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.raft.types import Entry
 from raftlog.v1 import admin_pb2, controller_pb2, metadata_pb2
@@ -40,7 +41,6 @@ class FakeQuorum:
         self.last_index = base.loader.image.offset
         self.uncommitted: list[tuple[Entry, asyncio.Future[ProposalResult] | None]] = []
         self.last_proposal_at = 0.0
-        self.image_listeners: list[Callable[[MetadataImage], None]] = []
         self._results: dict[int, ProposalResult] = {}
 
     @property
@@ -51,8 +51,8 @@ class FakeQuorum:
     def image(self) -> MetadataImage:
         return self.loader.image
 
-    def not_controller(self, message: str = "not the controller") -> KafkaError:
-        return KafkaError(ErrorCode.NOT_CONTROLLER, message)
+    def not_leader(self, message: str = "not the leader") -> NotLeaderError:
+        return NotLeaderError(message)
 
     async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         return predicate()
@@ -85,8 +85,6 @@ class FakeQuorum:
         for future in futures:
             if not future.done():
                 future.set_result(self._results[id(future)])
-        for listener in self.image_listeners:
-            listener(self.loader.image)
 
 
 def a_cluster_with_one_partition() -> tuple[Cluster, str]:

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 from raftlog.node.config import NodeConfig
 from raftlog.node.controller.quorum_controller import QuorumController
 from raftlog.node.logging import get_logger
-from raftlog.node.quorum.driver import RaftDriver
+from raftlog.node.controller.errors import controller_error
+from raftlog.node.metadata.raft_driver import MetadataRaftDriver
 from raftlog.node.api.grpc.forwarding import LeaderRouter, on_active_controller
 from raftlog.node.api.grpc.errors import rpc_method
 from raftlog.raft.types import Role, Status
@@ -56,7 +57,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     stub_class: ClassVar[Any] = admin_pb2_grpc.AdminStub
 
     def __init__(
-        self, config: NodeConfig, driver: RaftDriver, router: LeaderRouter, controller: QuorumController
+        self, config: NodeConfig, driver: MetadataRaftDriver, router: LeaderRouter, controller: QuorumController
     ) -> None:
         self.config = config
         self.driver = driver
@@ -114,7 +115,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def leader_quorum_view(self) -> admin_pb2.DescribeQuorumResponse:
         status = await self.driver.status()
         if status.role != Role.LEADER:
-            raise self.driver.not_controller()
+            raise controller_error(self.driver.not_leader("this node is not the active controller"))
         return describe_quorum_from_status(
             self.config, status, self.driver.last_received, time.monotonic()
         )

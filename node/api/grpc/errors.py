@@ -1,7 +1,7 @@
 """One error policy for every servicer method.
 
-A ``KafkaError`` becomes a gRPC status carrying a ``raftlog.v1.ErrorInfo``; any
-other exception is logged with its traceback and answered UNKNOWN_SERVER_ERROR,
+A ``KafkaError`` becomes a gRPC status carrying a ``raftlog.v1.ErrorInfo`` (a
+Raft driver error is first translated to one); any other exception is logged with its traceback and answered UNKNOWN_SERVER_ERROR,
 so a bad request or a bug fails one call and never the node.
 """
 
@@ -16,6 +16,8 @@ import grpc.aio
 from grpc_status import rpc_status
 from structlog.typing import FilteringBoundLogger
 
+from raftlog.node.controller.errors import controller_error
+from raftlog.node.quorum.errors import QuorumError
 from raftlog.errors import ErrorCode, ErrorInfo, KafkaError
 from raftlog.status import to_rpc_status
 
@@ -45,6 +47,8 @@ def rpc_method(
             return await method(self, request, context)
         except KafkaError as exc:
             await abort_with(context, exc.info)
+        except QuorumError as exc:
+            await abort_with(context, controller_error(exc).info)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:  # noqa: BLE001 - a servicer never crashes the node

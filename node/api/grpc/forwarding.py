@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import grpc
 import grpc.aio
 
+from raftlog.node.controller.errors import controller_error
 from raftlog.node.quorum.driver import RaftDriver
 from raftlog.node.quorum.transport import PeerChannels
 from raftlog.errors import ErrorCode, KafkaError
@@ -59,7 +60,7 @@ def time_remaining(context: Any, default_s: float) -> float:
 class LeaderRouter:
     """Runs a request on the leader: locally when this node leads, else forwarded."""
 
-    def __init__(self, driver: RaftDriver, channels: PeerChannels | None) -> None:
+    def __init__(self, driver: RaftDriver[Any], channels: PeerChannels | None) -> None:
         self.driver = driver
         self.channels = channels
 
@@ -100,7 +101,7 @@ class LeaderRouter:
                     raise
             if origin or self.channels is None:
                 # Forward at most once: the node that sent us this thought we lead.
-                raise self.driver.not_controller()
+                raise controller_error(self.driver.not_leader("this node is not the active controller"))
             metadata = ((FORWARDED_KEY, str(self.driver.node_id)),)
             try:
                 return await remote(

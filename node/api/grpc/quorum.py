@@ -19,7 +19,7 @@ from raftlog.v1 import raft_pb2, raft_pb2_grpc
 
 
 class QuorumService(raft_pb2_grpc.QuorumServicer):
-    def __init__(self, config: NodeConfig, driver: RaftDriver) -> None:
+    def __init__(self, config: NodeConfig, driver: RaftDriver[Any]) -> None:
         self.config = config
         self.driver = driver
         self.log = get_logger("quorum-service", config.node_id)
