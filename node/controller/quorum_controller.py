@@ -77,6 +77,7 @@ class QuorumController:
         self._lock = asyncio.Lock()
         self._latest: MetadataImage | None = None
         self._latest_term = 0
+        self._latest_failures = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -97,14 +98,16 @@ class QuorumController:
     def latest_image(self) -> MetadataImage:
         """The committed image plus every record this leader appended since. Falls back
         to the committed image (reverting the uncommitted records) when the term
-        changed, and once everything appended is committed."""
+        changed or an append failed (what was applied at append may not be in the
+        log), and once everything appended is committed."""
         committed = self.driver.image
         if (
             self._latest is None
-            or self._latest_term != self.driver.term
+            or (self._latest_term, self._latest_failures) != (self.driver.term, self.driver.append_failures)
             or self._latest.offset <= committed.offset
         ):
-            self._latest, self._latest_term = committed, self.driver.term
+            self._latest = committed
+            self._latest_term, self._latest_failures = self.driver.term, self.driver.append_failures
         return self._latest
 
     async def _ready(self, deadline: float) -> None:
@@ -135,7 +138,7 @@ class QuorumController:
             result = operation(base)
             if result.records:
                 try:
-                    appended, committed = await self.driver.append(
+                    appended, committed = self.driver.append(
                         [r.SerializeToString(deterministic=True) for r in result.records]
                     )
                 except QuorumError as exc:
@@ -196,7 +199,7 @@ class QuorumController:
     ) -> controller_pb2.RegisterBrokerResponse:
         self.check_cluster(request.cluster_id)
         response = await self.write(
-            lambda image: self.cluster.register_broker(image, request, self.driver.last_index + 1), timeout_s
+            lambda image: self.cluster.register_broker(image, request, self.driver.next_index), timeout_s
         )
         self.logger.info("broker registered", broker_id=request.broker_id,
                          incarnation_id=request.incarnation_id, broker_epoch=response.broker_epoch)
@@ -242,7 +245,7 @@ class QuorumController:
         self, request: admin_pb2.UpdateFeaturesRequest, timeout_s: float
     ) -> admin_pb2.UpdateFeaturesResponse:
         return await self.write(
-            lambda image: self.features.update_features(image, request, self.driver.last_index + 1, self.driver.term),
+            lambda image: self.features.update_features(image, request, self.driver.next_index, self.driver.term),
             timeout_s,
         )
 

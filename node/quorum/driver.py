@@ -134,6 +134,11 @@ class RaftDriver(Generic[SM]):
         self.snapshot_index = 0
         #: Index of the last entry in this node's log (a leader's next append is +1).
         self.last_index = 0
+        #: Last index promised to appends still queued behind a Ready (0: none).
+        self._queued_index = 0
+        #: How many appends failed before reaching the log (see ``append``).
+        self.append_failures = 0
+        self._queued_appends: set[asyncio.Future[ProposalResult]] = set()
         #: time.monotonic() of the last message received from each peer.
         self.last_received: dict[int, float] = {}
         #: time.monotonic() of the last proposal this node made as leader.
@@ -244,6 +249,11 @@ class RaftDriver(Generic[SM]):
     def running(self) -> bool:
         return bool(self._tasks) and not self._stopping and self.fatal is None
 
+    @property
+    def next_index(self) -> int:
+        """The index the next ``append`` on this leader will get."""
+        return max(self.last_index, self._queued_index) + 1
+
     def address_of(self, node_id: int) -> str:
         """Where a node can be reached: its voter address (subclasses may know better)."""
         voter = self.config.voter(node_id)
@@ -292,33 +302,63 @@ class RaftDriver(Generic[SM]):
 
         await self._call(step_all)
 
-    async def append(self, records: Sequence[bytes]) -> tuple[ProposalResult, asyncio.Future[ProposalResult]]:
-        """Append ``records`` (one entry each) to the leader's log and return where they
-        landed, with a future resolved once they are committed and applied here (failed
-        with NotLeaderError when leadership is lost first). Raises NotLeaderError."""
+    def append(self, records: Sequence[bytes]) -> tuple[ProposalResult, asyncio.Future[ProposalResult]]:
+        """Append ``records`` (one entry each) to the leader's log, now or right after
+        the Ready in progress (so appends made during one disk sync share the next),
+        and return where they will land with a future resolved once they are
+        committed and applied here.
+
+        The offsets are known at once (appends are queued in order); an append that
+        cannot land exactly there (leadership lost or changed, a transfer in
+        progress, an earlier queued append failed) is not made, its future fails
+        with NotLeaderError and ``append_failures`` grows, so a caller that built
+        state on it knows to drop that state. Raises NotLeaderError when this node
+        is not the leader now."""
         if not records:
             raise InvalidProposalError("no records to propose")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[ProposalResult] = loop.create_future()
+        self._check_running()
+        if not self.is_leader:
+            raise self.not_leader()
+        first = self.next_index
+        expected = ProposalResult(self.term, first, first + len(records) - 1)
+        self._queued_index = expected.last_index
+        future: asyncio.Future[ProposalResult] = asyncio.get_running_loop().create_future()
+        data = list(records)
 
-        def do_propose(core: RaftNode) -> ProposalResult:
+        def fail(error: NotLeaderError) -> None:
+            self.append_failures += 1
+            self._queued_index = 0  # appends queued after this one fail their check too
+            if not future.done():
+                future.set_exception(error)
+
+        def do_append(core: RaftNode) -> None:
+            self._queued_appends.discard(future)
+            status = core.status()
+            if (status.term, status.last_index + 1) != (expected.term, expected.first_index):
+                fail(self.not_leader(f"the log moved before the append (term {status.term}, "
+                                     f"next index {status.last_index + 1}, expected {expected})"))
+                return
             try:
-                term, first, last = core.propose(list(records))
+                term, first, last = core.propose(data)
             except CoreNotLeaderError as exc:
-                raise self.not_leader(leader_id=getattr(exc, "leader_id", self.leader_id)) from None
+                fail(self.not_leader(leader_id=getattr(exc, "leader_id", self.leader_id)))
+                return
             except ProposalDroppedError as exc:
-                raise self.not_leader(f"proposal dropped: {exc}") from None
+                fail(self.not_leader(f"proposal dropped: {exc}"))
+                return
             self.last_proposal_at = time.monotonic()
             self.last_index = last
             self._proposals[last] = _Proposal(term, first, last, future)
-            return ProposalResult(term, first, last)
 
-        return await self._call(do_propose), future
+        if self._busy:
+            self._queued_appends.add(future)
+        self._do(do_append)
+        return expected, future
 
     async def propose(self, records: Sequence[bytes], timeout_s: float) -> ProposalResult:
         """Propose ``records`` (one entry each) and wait until they are committed and
         applied here. Raises NotLeaderError (with the leader) or QuorumTimeoutError."""
-        _, future = await self.append(records)
+        _, future = self.append(records)
         try:
             return await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
@@ -484,6 +524,7 @@ class RaftDriver(Generic[SM]):
             self.role = soft.role
             self.leader_id = soft.leader_id
             changed = True
+            self._queued_index = 0
             if old_role == Role.LEADER and self.role != Role.LEADER:
                 self._fail_proposals(self.not_leader("leadership lost before the proposal committed"))
         if changed:
@@ -597,6 +638,10 @@ class RaftDriver(Generic[SM]):
 
     def _fail_everything(self, error: QuorumError) -> None:
         self._fail_proposals(error)
+        queued, self._queued_appends = self._queued_appends, set()
+        for append in queued:
+            if not append.done():
+                append.set_exception(error)
         for _, future in self._pending:
             if future is not None and not future.done():
                 future.set_exception(error)

@@ -33,6 +33,7 @@ class FakeQuorum:
     decisions_ready = True
     running = True
     term = 1
+    append_failures = 0
     config = SimpleNamespace(election_tick=10, tick_ms=10)
 
     def __init__(self, base: Cluster) -> None:
@@ -42,6 +43,10 @@ class FakeQuorum:
         self.uncommitted: list[tuple[Entry, asyncio.Future[ProposalResult] | None]] = []
         self.last_proposal_at = 0.0
         self._results: dict[int, ProposalResult] = {}
+
+    @property
+    def next_index(self) -> int:
+        return self.last_index + 1
 
     @property
     def applied(self) -> int:
@@ -60,7 +65,7 @@ class FakeQuorum:
     async def wait_for_leader(self, timeout_s: float) -> int:
         return self.leader_id
 
-    async def append(self, records: list[bytes]) -> tuple[ProposalResult, asyncio.Future[ProposalResult]]:
+    def append(self, records: list[bytes]) -> tuple[ProposalResult, asyncio.Future[ProposalResult]]:
         future: asyncio.Future[ProposalResult] = asyncio.get_running_loop().create_future()
         first = self.last_index + 1
         for i, data in enumerate(records):
@@ -71,7 +76,7 @@ class FakeQuorum:
         return self._results[id(future)], future
 
     async def propose(self, records: list[bytes], timeout_s: float) -> ProposalResult:
-        _, future = await self.append(records)
+        _, future = self.append(records)
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:
@@ -175,5 +180,46 @@ def test_create_topic_retried_after_a_timeout_does_not_create_a_second_topic() -
             raise AssertionError("the retry created the topic a second time")
         names = [t.name for t in quorum.image.topics.values()]
         assert names.count("orders") == 1, f"topics: {names}"
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_an_append_that_never_reached_the_log_is_reverted() -> None:
+    """An append that fails before it lands (leadership transfer in progress, ...) must
+    not stay in the state the next decision is made on."""
+
+    async def scenario() -> None:
+        base, topic_id = a_cluster_with_one_partition()
+        quorum = FakeQuorum(base)
+        node = runtime(quorum)
+        part = quorum.image.topics[topic_id].partitions[0]
+        shrink = controller_pb2.AlterPartitionRequest(
+            broker_id=1, broker_epoch=quorum.image.brokers[1].broker_epoch,
+            partitions=[controller_pb2.AlterPartitionItem(
+                topic_id=topic_id, partition=0, leader_epoch=part.leader_epoch,
+                partition_epoch=part.partition_epoch, new_isr=[1, 2])],
+        )
+        task = asyncio.get_running_loop().create_task(node.alter_partition(shrink, 5.0))
+        await poll(lambda: len(quorum.uncommitted) == 1, "the shrink appended")
+        # The driver reports the append failed: it is not in the log.
+        entry, future = quorum.uncommitted.pop()
+        quorum.last_index -= 1
+        quorum.append_failures += 1
+        assert future is not None
+        future.set_exception(NotLeaderError("proposal dropped: leadership transfer in progress"))
+        try:
+            await task
+        except KafkaError as exc:
+            assert exc.code == ErrorCode.NOT_CONTROLLER
+        else:
+            raise AssertionError("the failed append was answered as a success")
+        # The same request again is decided on the committed state (ISR {1,2,3}), so
+        # it is a change to write, not a no-op on a state that never reached the log.
+        retry = asyncio.get_running_loop().create_task(node.alter_partition(shrink, 5.0))
+        await poll(lambda: len(quorum.uncommitted) == 1, "the retried shrink appended")
+        quorum.commit_all()
+        response = await retry
+        assert not response.partitions[0].HasField("error")
+        assert quorum.image.topics[topic_id].partitions[0].isr == (1, 2)
 
     asyncio.run(asyncio.wait_for(scenario(), 10))
