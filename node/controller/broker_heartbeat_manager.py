@@ -27,14 +27,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from raftlog.node.config import NodeConfig
+from raftlog.node.controller.cluster_control import SessionChange
 from raftlog.node.controller.quorum_controller import QuorumController
-from raftlog.node.controller.replication_control import leads_anything
 from raftlog.node.logging import get_logger
 from raftlog.node.controller.errors import controller_error
 from raftlog.node.metadata.raft_driver import MetadataRaftDriver
 from raftlog.node.quorum.transport import Transport
-from raftlog.errors import ErrorCode, KafkaError
-from raftlog.status import error_info_to_pb
+from raftlog.errors import KafkaError
 from raftlog.v1 import controller_pb2
 
 
@@ -100,28 +99,13 @@ class BrokerHeartbeatManager:
                 )
 
     def _beat(self, request: controller_pb2.BrokerHeartbeatRequest) -> controller_pb2.BrokerHeartbeatResponse:
-        image = self.driver.image
-        broker = image.brokers.get(request.broker_id)
-        if broker is None or broker.broker_epoch != request.broker_epoch:
-            return controller_pb2.BrokerHeartbeatResponse(
-                error=error_info_to_pb(KafkaError(
-                    ErrorCode.STALE_BROKER_EPOCH,
-                    f"broker {request.broker_id} epoch {request.broker_epoch} is not registered",
-                )),
-                is_fenced=True,
-            )
-        self._last_seen[request.broker_id] = time.monotonic()
-        caught_up = request.current_metadata_offset >= broker.broker_epoch
-        if request.want_shutdown:
-            if not broker.fenced:
-                self._spawn(request.broker_id, broker.broker_epoch, fence=True, reason="controlled shutdown")
-            done = broker.fenced and not leads_anything(image, request.broker_id)
-            return controller_pb2.BrokerHeartbeatResponse(
-                is_fenced=broker.fenced, is_caught_up=caught_up, should_shut_down=done
-            )
-        if broker.fenced and caught_up:
-            self._spawn(request.broker_id, broker.broker_epoch, fence=False, reason="caught up")
-        return controller_pb2.BrokerHeartbeatResponse(is_fenced=broker.fenced, is_caught_up=caught_up)
+        decision = self.controller.cluster.heartbeat(self.driver.image, request)
+        if not decision.response.HasField("error"):
+            self._last_seen[request.broker_id] = time.monotonic()
+        if decision.change is not SessionChange.NONE:
+            self._spawn(request.broker_id, request.broker_epoch,
+                        fence=decision.change is SessionChange.FENCE, reason=decision.reason)
+        return decision.response
 
     async def _stream_closed(self, broker_id: int, broker_epoch: int, generation: int) -> None:
         if self._streams.get(broker_id) != generation:

@@ -7,14 +7,36 @@ ReplicationControlManager's part of the decision.
 
 from __future__ import annotations
 
+import enum
 import uuid
+from dataclasses import dataclass
 
 from raftlog.node.controller.configuration_control import replayed
-from raftlog.node.controller.replication_control import ReplicationControlManager
+from raftlog.node.controller.replication_control import ReplicationControlManager, leads_anything
 from raftlog.node.controller.result import ControllerResult, Record
 from raftlog.node.metadata.image import MetadataImage
 from raftlog.errors import ErrorCode, KafkaError
+from raftlog.status import error_info_to_pb
 from raftlog.v1 import controller_pb2, metadata_pb2
+
+
+class SessionChange(enum.Enum):
+    """What a heartbeat asks the controller to write next."""
+
+    NONE = "none"
+    FENCE = "fence"
+    UNFENCE = "unfence"
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatDecision:
+    """The answer to one heartbeat, and the fence/unfence it calls for (written by the
+    runtime as ``fence_broker``/``unfence_broker``; the answer reflects the committed
+    state, so a broker learns it is unfenced only once that is committed)."""
+
+    response: controller_pb2.BrokerHeartbeatResponse
+    change: SessionChange = SessionChange.NONE
+    reason: str = ""
 
 
 class ClusterControlManager:
@@ -54,6 +76,34 @@ class ClusterControlManager:
         records.append(Record(register_broker=record))
         epoch = next_offset + len(records) - 1
         return ControllerResult.of(records, controller_pb2.RegisterBrokerResponse(broker_epoch=epoch))
+
+    def heartbeat(self, image: MetadataImage, request: controller_pb2.BrokerHeartbeatRequest) -> HeartbeatDecision:
+        """Kafka's broker heartbeat decisions: a stale epoch is told so; a broker that
+        wants to shut down is fenced (its leaderships move) and told to stop once it
+        leads nothing; a fenced broker that caught up with the metadata log up to its
+        own registration is unfenced."""
+        broker = image.brokers.get(request.broker_id)
+        if broker is None or broker.broker_epoch != request.broker_epoch:
+            error = KafkaError(
+                ErrorCode.STALE_BROKER_EPOCH,
+                f"broker {request.broker_id} epoch {request.broker_epoch} is not registered",
+            )
+            return HeartbeatDecision(
+                controller_pb2.BrokerHeartbeatResponse(error=error_info_to_pb(error), is_fenced=True)
+            )
+        caught_up = request.current_metadata_offset >= broker.broker_epoch
+        if request.want_shutdown:
+            done = broker.fenced and not leads_anything(image, request.broker_id)
+            response = controller_pb2.BrokerHeartbeatResponse(
+                is_fenced=broker.fenced, is_caught_up=caught_up, should_shut_down=done
+            )
+            if broker.fenced:
+                return HeartbeatDecision(response)
+            return HeartbeatDecision(response, SessionChange.FENCE, "controlled shutdown")
+        response = controller_pb2.BrokerHeartbeatResponse(is_fenced=broker.fenced, is_caught_up=caught_up)
+        if broker.fenced and caught_up:
+            return HeartbeatDecision(response, SessionChange.UNFENCE, "caught up")
+        return HeartbeatDecision(response)
 
     def fence_broker(self, image: MetadataImage, broker_id: int, broker_epoch: int | None = None) -> ControllerResult[bool]:
         """Fence a broker (session expired, its process died, controlled shutdown) and

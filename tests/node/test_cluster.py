@@ -7,7 +7,6 @@ from pathlib import Path
 import grpc
 
 from raftlog.errors import ErrorCode
-from raftlog.status import from_rpc_error
 from raftlog.v1 import admin_pb2, admin_pb2_grpc, metadata_pb2
 from tests.node.conftest import InProcessCluster, poll, run
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Callable
 
 from raftlog.node.controller.quorum_controller import QuorumController
 from raftlog.node.metadata.loader import MetadataLoader
