@@ -107,7 +107,7 @@ class Node:
         self.config = config
         self._storage_factory = storage_factory or rocksdb_storage
         self._rng = rng
-        self.log = get_logger("node", config.node_id)
+        self.logger = get_logger("node", config.node_id)
         self.data_dir: DataDir | None = None
         self.storage: RaftStorage | None = None
         self.db: NodeDB | None = None
@@ -264,9 +264,9 @@ class Node:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.replicas.config.debug_unsafe_acks:  # TEST-ONLY: see BrokerConfig.debug_unsafe_acks
-            self.log.warning(f"UNSAFE: {DEBUG_UNSAFE_ACKS_ENV}=1: acks=all is answered before the high"
+            self.logger.warning(f"UNSAFE: {DEBUG_UNSAFE_ACKS_ENV}=1: acks=all is answered before the high"
                              " watermark passes; acknowledged records can be lost. Test use only.")
-        self.log.info(
+        self.logger.info(
             "node started",
             listen=self.address,
             advertised=cfg.advertised_address,
@@ -286,7 +286,7 @@ class Node:
         await driver.wait_until(lambda: driver.applied >= epoch, float("inf"))
         replicas.on_metadata(driver.image)
         driver.loader.subscribe(replicas.on_metadata)
-        self.log.info("broker serving metadata", metadata_offset=driver.image.offset)
+        self.logger.info("broker serving metadata", metadata_offset=driver.image.offset)
 
     # ------------------------------------------------------------------ stop
     async def stop(self, *, controlled: bool = True) -> None:
@@ -314,7 +314,7 @@ class Node:
         if controlled and self._driver is not None and self._driver.running:
             await self._resign_leadership(self._driver)
         await self._close_resources()
-        self.log.info("node stopped", controlled=controlled,
+        self.logger.info("node stopped", controlled=controlled,
                       took_ms=int((time.monotonic() - started) * 1000))
 
     async def _resign_leadership(self, driver: MetadataRaftDriver) -> None:
@@ -327,18 +327,18 @@ class Node:
             return
         _, match, target = max(followers)
         timeout = self.config.shutdown_timeout_ms / 1000
-        self.log.info("transferring leadership before shutdown", to=target, match=match,
+        self.logger.info("transferring leadership before shutdown", to=target, match=match,
                       last_index=status.last_index)
         try:
             await driver.transfer_leadership(target)
         except Exception as exc:  # noqa: BLE001 - shutdown goes on regardless
-            self.log.warning("leadership transfer failed", to=target, error=repr(exc))
+            self.logger.warning("leadership transfer failed", to=target, error=repr(exc))
             return
         me = self.config.node_id
         if await driver.wait_until(lambda: driver.leader_id not in (0, me), timeout):
-            self.log.info("leadership transferred", leader_id=driver.leader_id, term=driver.term)
+            self.logger.info("leadership transferred", leader_id=driver.leader_id, term=driver.term)
         else:
-            self.log.warning("no new leader before the shutdown deadline",
+            self.logger.warning("no new leader before the shutdown deadline",
                              waited_ms=int(timeout * 1000))
 
     async def _close_resources(self) -> None:
@@ -350,7 +350,7 @@ class Node:
             try:
                 await self.replicas.stop()
             except Exception as exc:  # noqa: BLE001 - shutdown goes on regardless
-                self.log.error("stopping the replica manager failed", error=repr(exc))
+                self.logger.error("stopping the replica manager failed", error=repr(exc))
             self.replicas = None
         if self._driver is not None:
             await self._driver.stop()
@@ -364,7 +364,7 @@ class Node:
             try:
                 closer.close()
             except Exception as exc:  # noqa: BLE001
-                self.log.error("closing storage failed", error=repr(exc))
+                self.logger.error("closing storage failed", error=repr(exc))
         self.storage = None
         self.db = None
         if self.data_dir is not None:
@@ -412,7 +412,7 @@ async def run_node(
         if report_error is not None:
             report_error(str(exc))
         else:
-            node.log.error("node failed to start", error=str(exc))
+            node.logger.error("node failed to start", error=str(exc))
         return EXIT_STARTUP
 
     loop = asyncio.get_running_loop()
@@ -428,7 +428,7 @@ async def run_node(
         died_task.cancel()
         failed = node.driver.fatal is not None
         if stop.is_set():
-            node.log.info("shutdown requested")
+            node.logger.info("shutdown requested")
         await node.stop(controlled=not failed)
         return EXIT_FAILED if failed else EXIT_OK
     finally:

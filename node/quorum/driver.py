@@ -120,8 +120,8 @@ class RaftDriver(Generic[SM]):
         self.state_machine = state_machine
         self.transport = transport
         self._rng = rng if rng is not None else random.Random()
-        self._base_log = get_logger("raft", self.node_id)
-        self._log = self._base_log
+        self._base_logger = get_logger("raft", self.node_id)
+        self.logger = self._base_logger
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"raft-io-{self.node_id}")
         self._core: RaftNode | None = None
 
@@ -202,8 +202,8 @@ class RaftDriver(Generic[SM]):
             self.storage,
             self._rng,
         )
-        self._log = self._base_log.bind(role=self.role.value, term=self.term)
-        self._log.info(
+        self.logger = self._base_logger.bind(role=self.role.value, term=self.term)
+        self.logger.info(
             "raft state restored",
             snapshot_index=snapshot.meta.index,
             applied=applied,
@@ -447,7 +447,7 @@ class RaftDriver(Generic[SM]):
                 if future is not None:
                     future.set_exception(exc)
                 else:
-                    self._log.warning("deferred raft call failed", error=str(exc))
+                    self.logger.warning("deferred raft call failed", error=str(exc))
                 continue
             if future is not None:
                 future.set_result(result)
@@ -479,7 +479,7 @@ class RaftDriver(Generic[SM]):
         except Exception as exc:
             # A failed write leaves the core ahead of the disk: nothing may continue.
             self.fatal = exc
-            self._log.critical("raft driver failed; the node must stop", error=repr(exc),
+            self.logger.critical("raft driver failed; the node must stop", error=repr(exc),
                                exc_info=True)
             self._fail_everything(DriverStoppedError(f"raft driver failed: {exc}"))
             self.died.set()
@@ -528,11 +528,11 @@ class RaftDriver(Generic[SM]):
             if old_role == Role.LEADER and self.role != Role.LEADER:
                 self._fail_proposals(self.not_leader("leadership lost before the proposal committed"))
         if changed:
-            self._log = self._base_log.bind(role=self.role.value, term=self.term)
+            self.logger = self._base_logger.bind(role=self.role.value, term=self.term)
             if role_changed:
-                self._log.info("raft role changed", leader_id=self.leader_id)
+                self.logger.info("raft role changed", leader_id=self.leader_id)
             else:
-                self._log.info("raft leader or term changed", leader_id=self.leader_id)
+                self.logger.info("raft leader or term changed", leader_id=self.leader_id)
             self._notify()
 
     def _install_snapshot(self, snapshot: Snapshot) -> None:
@@ -540,7 +540,7 @@ class RaftDriver(Generic[SM]):
         self.state_machine.restore(snapshot.data)
         self.applied = max(self.applied, snapshot.meta.index)
         self.snapshot_index = max(self.snapshot_index, snapshot.meta.index)
-        self._log.info("snapshot installed from leader", index=snapshot.meta.index,
+        self.logger.info("snapshot installed from leader", index=snapshot.meta.index,
                        snapshot_term=snapshot.meta.term)
         # Proposals covered by the snapshot cannot be matched to their entries.
         for last in [k for k in self._proposals if k <= snapshot.meta.index]:
@@ -618,13 +618,13 @@ class RaftDriver(Generic[SM]):
         finally:
             self._busy = False
         self.snapshot_index = index
-        self._log.info("metadata snapshot taken", index=index, bytes=len(data),
+        self.logger.info("metadata snapshot taken", index=index, bytes=len(data),
                        compacted_to=max(0, compact_to))
 
     def _check_snapshot_voters(self, snapshot: Snapshot) -> None:
         voters = tuple(sorted(snapshot.meta.voters))
         if voters and voters != tuple(sorted(self.config.voter_ids)):
-            self._log.warning(
+            self.logger.warning(
                 "snapshot voter set differs from the configured voters",
                 snapshot_voters=list(voters),
                 configured_voters=list(self.config.voter_ids),

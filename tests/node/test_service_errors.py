@@ -33,7 +33,7 @@ class FakeContext:
 class Service:
     def __init__(self, error: Exception | None) -> None:
         self.error = error
-        self.log = get_logger("test", 1)
+        self.logger = get_logger("test", 1)
 
     @rpc_method
     async def Call(self, request: str, context: Any) -> str:

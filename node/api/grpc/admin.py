@@ -63,7 +63,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self.driver = driver
         self.router = router
         self.controller = controller
-        self.log = get_logger("admin-service", config.node_id)
+        self.logger = get_logger("admin-service", config.node_id)
 
     @property
     def default_timeout_s(self) -> float:

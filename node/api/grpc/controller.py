@@ -33,7 +33,7 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         self.controller = controller
         self.router = router
         self.heartbeats = heartbeats
-        self.log = get_logger("controller-service", config.node_id)
+        self.logger = get_logger("controller-service", config.node_id)
 
     @property
     def default_timeout_s(self) -> float:

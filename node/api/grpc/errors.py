@@ -1,7 +1,8 @@
 """One error policy for every servicer method.
 
 A ``KafkaError`` becomes a gRPC status carrying a ``raftlog.v1.ErrorInfo`` (a
-Raft driver error is first translated to one); any other exception is logged with its traceback and answered UNKNOWN_SERVER_ERROR,
+Raft driver error is first translated to one); any other exception is logged
+with its traceback and answered UNKNOWN_SERVER_ERROR,
 so a bad request or a bug fails one call and never the node.
 """
 
@@ -25,11 +26,11 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
-class HasLog(Protocol):
-    log: FilteringBoundLogger
+class HasLogger(Protocol):
+    logger: FilteringBoundLogger
 
 
-S = TypeVar("S", bound=HasLog)
+S = TypeVar("S", bound=HasLogger)
 
 
 async def abort_with(context: Any, error: ErrorInfo) -> None:
@@ -52,7 +53,7 @@ def rpc_method(
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:  # noqa: BLE001 - a servicer never crashes the node
-            self.log.error("request failed unexpectedly", method=method.__name__,
+            self.logger.error("request failed unexpectedly", method=method.__name__,
                            error=repr(exc), exc_info=True)
             await abort_with(
                 context,

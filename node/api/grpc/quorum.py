@@ -22,7 +22,7 @@ class QuorumService(raft_pb2_grpc.QuorumServicer):
     def __init__(self, config: NodeConfig, driver: RaftDriver[Any]) -> None:
         self.config = config
         self.driver = driver
-        self.log = get_logger("quorum-service", config.node_id)
+        self.logger = get_logger("quorum-service", config.node_id)
         self._voters = frozenset(config.voter_ids)
 
     @rpc_method
