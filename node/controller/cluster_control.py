@@ -11,10 +11,9 @@ import enum
 import uuid
 from dataclasses import dataclass
 
-from raftlog.node.controller.configuration_control import replayed
 from raftlog.node.controller.replication_control import ReplicationControlManager, leads_anything
 from raftlog.node.controller.result import ControllerResult, Record
-from raftlog.node.metadata.image import MetadataImage
+from raftlog.node.metadata.image import MetadataImage, replayed
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.status import error_info_to_pb
 from raftlog.v1 import controller_pb2, metadata_pb2

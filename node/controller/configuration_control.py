@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from raftlog.node.controller.result import ControllerResult, Record
-from raftlog.node.metadata.image import MetadataDelta, MetadataImage
+from raftlog.node.metadata.image import MetadataImage, replayed
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.topic_config import CONFIG_DEFS, TopicConfig, effective_configs, validate_configs
 from raftlog.v1 import admin_pb2, metadata_pb2
@@ -63,10 +63,3 @@ class ConfigurationControlManager:
             records += self.min_isr_changed(after, name)
         return ControllerResult.of(records, admin_pb2.AlterConfigsResponse(configs=effective_configs(merged)))
 
-
-def replayed(image: MetadataImage, records: list[Record]) -> MetadataImage:
-    """``image`` with ``records`` applied (offsets do not matter for what callers read)."""
-    delta = MetadataDelta(image)
-    for record in records:
-        delta.replay(record, offset=image.offset, epoch=image.epoch)
-    return delta.apply()

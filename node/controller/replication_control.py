@@ -30,13 +30,14 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from raftlog.node.controller.configuration_control import ConfigurationControlManager, replayed
+from raftlog.node.controller.configuration_control import ConfigurationControlManager
 from raftlog.node.controller.result import ControllerResult, Record
 from raftlog.node.metadata.image import (
     NO_LEADER,
     MetadataImage,
     PartitionRegistration,
     TopicImage,
+    replayed,
 )
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.status import error_info_to_pb

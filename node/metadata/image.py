@@ -12,7 +12,7 @@ configs (configs.py), producer ids (producer_ids.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from raftlog.node.metadata.cluster import BrokerRegistration, ClusterDelta, ClusterImage, Endpoint
@@ -30,6 +30,7 @@ __all__ = [
     "MetadataImage",
     "PartitionRegistration",
     "TopicImage",
+    "replayed",
 ]
 
 
@@ -141,3 +142,12 @@ class MetadataDelta:
             configs=self.configs.apply(),
             producer_ids=self.producer_ids.apply(),
         )
+
+
+def replayed(image: MetadataImage, records: Sequence[metadata_pb2.MetadataRecord]) -> MetadataImage:
+    """``image`` with ``records`` applied at its own offset: what a decision made of
+    several steps reads between them (offsets do not matter for that)."""
+    delta = MetadataDelta(image)
+    for record in records:
+        delta.replay(record, offset=image.offset, epoch=image.epoch)
+    return delta.apply()
