@@ -37,7 +37,6 @@ from raftlog.node.controller.producer_id_control import ProducerIdControlManager
 from raftlog.node.controller.replication_control import (
     ReplicationControlManager,
     existing_topic,
-    leads_anything,
     new_topic_id,
     topic_description,
 )
@@ -211,9 +210,6 @@ class QuorumController:
 
     async def unfence_broker(self, broker_id: int, broker_epoch: int, timeout_s: float) -> bool:
         return await self.write(lambda image: self.cluster.unfence_broker(image, broker_id, broker_epoch), timeout_s)
-
-    def leads_anything(self, broker_id: int) -> bool:
-        return leads_anything(self.driver.image, broker_id)
 
     async def alter_partition(
         self, request: controller_pb2.AlterPartitionRequest, timeout_s: float
