@@ -19,7 +19,7 @@ from raftlog.cli.quorum import describe_quorum
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.records import build_batch
 from raftlog.status import kafka_error_from_rpc
-from raftlog.v1 import admin_pb2, admin_pb2_grpc, broker_pb2, broker_pb2_grpc, metadata_pb2, raft_pb2, raft_pb2_grpc
+from raftlog.v1 import admin_pb2, admin_pb2_grpc, broker_pb2, broker_pb2_grpc
 
 
 @click.group()
@@ -32,13 +32,18 @@ def perf() -> None:
 @click.option("--count", default=10_000, show_default=True, type=click.IntRange(1, 10_000_000),
               help="How many metadata records to commit.")
 @click.option("--concurrency", default=64, show_default=True, type=click.IntRange(1, 4096),
-              help="Propose calls in flight at once.")
+              help="UpdateFeatures calls in flight at once.")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 10_000),
-              help="Records per Propose call.")
+              help="Feature updates (records) per UpdateFeatures call.")
 @click.option("--timeout-s", default=120.0, show_default=True, help="Give up after this long.")
 def metadata(bootstrap_server: str | None, count: int, concurrency: int, batch: int,
              timeout_s: float) -> None:
-    """Commit COUNT NoOp metadata records through the leader; print commits/s as JSON."""
+    """Commit COUNT metadata records through the active controller; print commits/s as JSON.
+
+    Each call is an Admin.UpdateFeatures of BATCH features (perf.0, perf.1, ...):
+    a real controller operation, so this measures the whole write path of the
+    controller runtime (validation, one decision at a time, append, replication,
+    commit, answer), not a bare Raft append."""
     servers = bootstrap_servers(bootstrap_server)
     try:
         view = describe_quorum(servers)
@@ -59,25 +64,33 @@ def metadata(bootstrap_server: str | None, count: int, concurrency: int, batch: 
 
 async def _propose_burst(leader: str, count: int, concurrency: int, batch: int,
                          timeout_s: float) -> dict[str, float | int | str]:
-    record = metadata_pb2.MetadataRecord(no_op=metadata_pb2.NoOpRecord()).SerializeToString()
     latencies: list[float] = []
     remaining = count
+    calls = 0
     deadline = time.monotonic() + timeout_s
 
     async with grpc.aio.insecure_channel(leader) as channel:
-        stub = raft_pb2_grpc.QuorumStub(channel)
+        stub = admin_pb2_grpc.AdminStub(channel)
 
         async def worker() -> None:
-            nonlocal remaining
+            nonlocal remaining, calls
             while remaining > 0 and time.monotonic() < deadline:
                 n = min(batch, remaining)
                 remaining -= n
+                calls += 1
+                level = calls % 32768  # a new level each call, so every record is a change
+                request = admin_pb2.UpdateFeaturesRequest(feature_updates=[
+                    admin_pb2.FeatureUpdate(feature=f"perf.{j}", max_version_level=level) for j in range(n)
+                ])
                 started = time.perf_counter()
                 try:
-                    await stub.Propose(raft_pb2.ProposeRequest(records=[record] * n),
-                                       timeout=max(0.1, deadline - time.monotonic()))
+                    response = await stub.UpdateFeatures(
+                        request, timeout=max(0.1, deadline - time.monotonic()))
                 except grpc.RpcError as err:  # grpc.aio raises AioRpcError, an RpcError
                     raise kafka_error_from_rpc(err) from None
+                failed = next((r.error for r in response.results if r.HasField("error")), None)
+                if failed is not None:
+                    raise KafkaError(ErrorCode(failed.error_code), failed.message)
                 latencies.extend([time.perf_counter() - started] * n)
 
         started = time.perf_counter()

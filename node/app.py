@@ -20,23 +20,21 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from raftlog.node.controller.active import ActiveController
 from raftlog.node.broker import BrokerConfig, ReplicaManager, grpc_peer_factory
-from raftlog.node.controller.broker_sessions import BrokerSessions
 from raftlog.node.broker.lifecycle import BrokerHeartbeater
-from raftlog.node.controller.partition_control import NodeControllerClient, PartitionControl
+from raftlog.node.controller.broker_heartbeat_manager import BrokerHeartbeatManager
+from raftlog.node.controller.broker_registration import BrokerRegistrationManager
+from raftlog.node.controller.quorum_controller import QuorumController
 from raftlog.node.api.grpc.broker import BrokerService
 from raftlog.node.api.grpc.replication import ReplicationService
-from raftlog.node.controller.topic_admin import TopicAdmin
 from raftlog.node.config import NodeConfig
-from raftlog.node.controller.controller import QuorumController
 from raftlog.node.metadata.loader import MetadataLoader
 from raftlog.node.data_dir import DataDir, DataDirError
 from raftlog.node.logging import get_logger
-from raftlog.node.quorum.driver import RaftDriver
+from raftlog.node.metadata.raft_driver import MetadataRaftDriver
 from raftlog.node.api.grpc.forwarding import LeaderRouter
 from raftlog.node.api.grpc.admin import AdminService
-from raftlog.node.api.grpc.controller import ControllerService
+from raftlog.node.api.grpc.controller import ControllerService, NodeControllerClient
 from raftlog.node.api.grpc.quorum import QuorumService
 from raftlog.node.quorum.transport import MAX_MESSAGE_BYTES, PeerChannels, Transport
 from raftlog.raft.storage import MemoryStorage, RaftStorage, StorageError
@@ -109,18 +107,19 @@ class Node:
         self.config = config
         self._storage_factory = storage_factory or rocksdb_storage
         self._rng = rng
-        self.log = get_logger("node", config.node_id)
+        self.logger = get_logger("node", config.node_id)
         self.data_dir: DataDir | None = None
         self.storage: RaftStorage | None = None
         self.db: NodeDB | None = None
         self.replicas: ReplicaManager | None = None
-        self._sessions: BrokerSessions | None = None
+        self._heartbeats: BrokerHeartbeatManager | None = None
+        self._registration: BrokerRegistrationManager | None = None
         self._heartbeater: BrokerHeartbeater | None = None
         self._feed_task: asyncio.Task[None] | None = None
         self.channels: PeerChannels | None = None
         self.transport: Transport | None = None
-        self._driver: RaftDriver | None = None
-        self._controller: ActiveController | None = None
+        self._driver: MetadataRaftDriver | None = None
+        self._controller: QuorumController | None = None
         self.server: grpc.aio.Server | None = None
         self.servers: list[grpc.aio.Server] = []
         self.health = health.aio.HealthServicer()
@@ -129,16 +128,22 @@ class Node:
 
     # ------------------------------------------------------------------ accessors
     @property
-    def driver(self) -> RaftDriver:
+    def driver(self) -> MetadataRaftDriver:
         if self._driver is None:
             raise RuntimeError("node not started")
         return self._driver
 
     @property
-    def controller(self) -> ActiveController:
+    def controller(self) -> QuorumController:
         if self._controller is None:
             raise RuntimeError("node not started")
         return self._controller
+
+    @property
+    def registration(self) -> BrokerRegistrationManager:
+        if self._registration is None:
+            raise RuntimeError("node not started")
+        return self._registration
 
     @property
     def address(self) -> str:
@@ -182,7 +187,7 @@ class Node:
             rpc_timeout_s=cfg.rpc_timeout_ms / 1000,
             backoff_min_s=cfg.tick_ms / 1000,
         )
-        driver = RaftDriver(cfg, self.storage, loader, self.transport, rng=self._rng)
+        driver = MetadataRaftDriver(cfg, self.storage, loader, self.transport, rng=self._rng)
         try:
             driver.restore()
         except (ValueError, StorageError, NodeDBError) as exc:
@@ -190,12 +195,11 @@ class Node:
         self._driver = driver
         self.transport.feedback = driver
         router = LeaderRouter(driver, self.channels)
-        decisions = QuorumController()
-        self._controller = ActiveController(cfg, driver, router, decisions)
-        topics = TopicAdmin(self._controller, router)
-        partitions = PartitionControl(self._controller, router)
-        self._sessions = BrokerSessions(cfg, driver, self._controller, self.transport)
-        self._heartbeater = BrokerHeartbeater(cfg, driver, self._controller)
+        self._controller = QuorumController(cfg, driver)
+        self._heartbeats = BrokerHeartbeatManager(cfg, driver, self._controller, self.transport)
+        controller_service = ControllerService(cfg, self._controller, router, self._heartbeats)
+        self._registration = BrokerRegistrationManager(cfg, controller_service.register_broker)
+        self._heartbeater = BrokerHeartbeater(cfg, driver, self._registration)
         self.replicas = ReplicaManager(
             cfg.node_id,
             self.db,
@@ -204,12 +208,11 @@ class Node:
                 debug_unsafe_acks=os.environ.get(DEBUG_UNSAFE_ACKS_ENV) == "1",
             ),
             grpc_peer_factory,
-            NodeControllerClient(partitions),
+            NodeControllerClient(controller_service),
         )
 
-        quorum_service = QuorumService(cfg, driver, router, decisions)
-        controller_service = ControllerService(cfg, self._controller, partitions, self._sessions)
-        admin_service = AdminService(cfg, driver, router, topics)
+        quorum_service = QuorumService(cfg, driver)
+        admin_service = AdminService(cfg, driver, router, self._controller)
         replication_service = ReplicationService(cfg.node_id, self.replicas)
         replicas = self.replicas
         # One gRPC server per named listener (Kafka's listeners): the Broker service
@@ -252,17 +255,18 @@ class Node:
         self.transport.start()
         await self.replicas.start()
         self._controller.start()
-        self._sessions.start()
+        self._registration.start()
+        self._heartbeats.start()
         self._heartbeater.start()
         self._feed_task = asyncio.get_running_loop().create_task(
-            self._feed_metadata(driver, self._controller, self.replicas), name=f"metadata-feed-{cfg.node_id}"
+            self._feed_metadata(driver, self._registration, self.replicas), name=f"metadata-feed-{cfg.node_id}"
         )
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.replicas.config.debug_unsafe_acks:  # TEST-ONLY: see BrokerConfig.debug_unsafe_acks
-            self.log.warning(f"UNSAFE: {DEBUG_UNSAFE_ACKS_ENV}=1: acks=all is answered before the high"
+            self.logger.warning(f"UNSAFE: {DEBUG_UNSAFE_ACKS_ENV}=1: acks=all is answered before the high"
                              " watermark passes; acknowledged records can be lost. Test use only.")
-        self.log.info(
+        self.logger.info(
             "node started",
             listen=self.address,
             advertised=cfg.advertised_address,
@@ -273,16 +277,16 @@ class Node:
         )
 
     async def _feed_metadata(
-        self, driver: RaftDriver, controller: ActiveController, replicas: ReplicaManager
+        self, driver: MetadataRaftDriver, registration: BrokerRegistrationManager, replicas: ReplicaManager
     ) -> None:
         """Give the broker metadata only once this node's own registration is applied:
         images replayed from an old log could make it believe it still leads."""
-        await controller.registered.wait()
-        epoch = controller.broker_epoch or 0
+        await registration.registered.wait()
+        epoch = registration.broker_epoch or 0
         await driver.wait_until(lambda: driver.applied >= epoch, float("inf"))
         replicas.on_metadata(driver.image)
-        driver.image_listeners.append(replicas.on_metadata)
-        self.log.info("broker serving metadata", metadata_offset=driver.image.offset)
+        driver.loader.subscribe(replicas.on_metadata)
+        self.logger.info("broker serving metadata", metadata_offset=driver.image.offset)
 
     # ------------------------------------------------------------------ stop
     async def stop(self, *, controlled: bool = True) -> None:
@@ -299,8 +303,10 @@ class Node:
             self._feed_task.cancel()
         if self._heartbeater is not None:
             await self._heartbeater.stop()
-        if self._sessions is not None:
-            await self._sessions.stop()
+        if self._heartbeats is not None:
+            await self._heartbeats.stop()
+        if self._registration is not None:
+            await self._registration.stop()
         if self._controller is not None:
             await self._controller.stop()
         if self.server is not None:
@@ -308,10 +314,10 @@ class Node:
         if controlled and self._driver is not None and self._driver.running:
             await self._resign_leadership(self._driver)
         await self._close_resources()
-        self.log.info("node stopped", controlled=controlled,
+        self.logger.info("node stopped", controlled=controlled,
                       took_ms=int((time.monotonic() - started) * 1000))
 
-    async def _resign_leadership(self, driver: RaftDriver) -> None:
+    async def _resign_leadership(self, driver: MetadataRaftDriver) -> None:
         if not driver.is_leader or not self.config.peers:
             return
         status = await driver.status()
@@ -321,18 +327,18 @@ class Node:
             return
         _, match, target = max(followers)
         timeout = self.config.shutdown_timeout_ms / 1000
-        self.log.info("transferring leadership before shutdown", to=target, match=match,
+        self.logger.info("transferring leadership before shutdown", to=target, match=match,
                       last_index=status.last_index)
         try:
             await driver.transfer_leadership(target)
         except Exception as exc:  # noqa: BLE001 - shutdown goes on regardless
-            self.log.warning("leadership transfer failed", to=target, error=repr(exc))
+            self.logger.warning("leadership transfer failed", to=target, error=repr(exc))
             return
         me = self.config.node_id
         if await driver.wait_until(lambda: driver.leader_id not in (0, me), timeout):
-            self.log.info("leadership transferred", leader_id=driver.leader_id, term=driver.term)
+            self.logger.info("leadership transferred", leader_id=driver.leader_id, term=driver.term)
         else:
-            self.log.warning("no new leader before the shutdown deadline",
+            self.logger.warning("no new leader before the shutdown deadline",
                              waited_ms=int(timeout * 1000))
 
     async def _close_resources(self) -> None:
@@ -344,7 +350,7 @@ class Node:
             try:
                 await self.replicas.stop()
             except Exception as exc:  # noqa: BLE001 - shutdown goes on regardless
-                self.log.error("stopping the replica manager failed", error=repr(exc))
+                self.logger.error("stopping the replica manager failed", error=repr(exc))
             self.replicas = None
         if self._driver is not None:
             await self._driver.stop()
@@ -358,7 +364,7 @@ class Node:
             try:
                 closer.close()
             except Exception as exc:  # noqa: BLE001
-                self.log.error("closing storage failed", error=repr(exc))
+                self.logger.error("closing storage failed", error=repr(exc))
         self.storage = None
         self.db = None
         if self.data_dir is not None:
@@ -406,7 +412,7 @@ async def run_node(
         if report_error is not None:
             report_error(str(exc))
         else:
-            node.log.error("node failed to start", error=str(exc))
+            node.logger.error("node failed to start", error=str(exc))
         return EXIT_STARTUP
 
     loop = asyncio.get_running_loop()
@@ -422,7 +428,7 @@ async def run_node(
         died_task.cancel()
         failed = node.driver.fatal is not None
         if stop.is_set():
-            node.log.info("shutdown requested")
+            node.logger.info("shutdown requested")
         await node.stop(controlled=not failed)
         return EXIT_FAILED if failed else EXIT_OK
     finally:

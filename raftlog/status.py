@@ -15,18 +15,32 @@ from raftlog.errors import ErrorCode, ErrorInfo, KafkaError, grpc_code
 from raftlog.v1 import errors_pb2
 
 
+def error_info_to_pb(error: ErrorInfo | KafkaError) -> errors_pb2.ErrorInfo:
+    """The one way an error becomes a ``raftlog.v1.ErrorInfo`` (status details and
+    per-item errors inside responses alike)."""
+    info = error.info if isinstance(error, KafkaError) else error
+    return errors_pb2.ErrorInfo(
+        error_code=int(info.code),
+        error_name=info.code.name,
+        message=info.message,
+        retriable=info.retriable,
+        leader_id=info.leader_id,
+        leader_address=info.leader_address,
+    )
+
+
+def error_info_from_pb(pb: errors_pb2.ErrorInfo) -> ErrorInfo:
+    """The one way back: an unknown numeric code reads as UNKNOWN_SERVER_ERROR."""
+    try:
+        code = ErrorCode(pb.error_code)
+    except ValueError:
+        code = ErrorCode.UNKNOWN_SERVER_ERROR
+    return ErrorInfo(code, pb.message, pb.leader_id, pb.leader_address)
+
+
 def to_rpc_status(error: ErrorInfo) -> status_pb2.Status:
     detail = any_pb2.Any()
-    detail.Pack(
-        errors_pb2.ErrorInfo(
-            error_code=int(error.code),
-            error_name=error.code.name,
-            message=error.message,
-            retriable=error.retriable,
-            leader_id=error.leader_id,
-            leader_address=error.leader_address,
-        )
-    )
+    detail.Pack(error_info_to_pb(error))
     return status_pb2.Status(
         code=grpc_code(error.code).value[0],
         message=f"{error.code.name}: {error.message}",
@@ -42,11 +56,7 @@ def from_rpc_error(err: grpc.RpcError) -> ErrorInfo:
         for detail in status.details:
             info = errors_pb2.ErrorInfo()
             if detail.Unpack(info):
-                try:
-                    code = ErrorCode(info.error_code)
-                except ValueError:
-                    code = ErrorCode.UNKNOWN_SERVER_ERROR
-                return ErrorInfo(code, info.message, info.leader_id, info.leader_address)
+                return error_info_from_pb(info)
     code_of = err.code() if hasattr(err, "code") else None
     if code_of == grpc.StatusCode.DEADLINE_EXCEEDED:
         return ErrorInfo(ErrorCode.REQUEST_TIMED_OUT, str(err.details() or "deadline exceeded"))

@@ -11,10 +11,10 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from raftlog.node.controller.active import ActiveController
+from raftlog.node.controller.broker_registration import BrokerRegistrationManager as ActiveController
 from raftlog.node.config import NodeConfig
 from raftlog.node.logging import get_logger
-from raftlog.node.quorum.driver import RaftDriver
+from raftlog.node.metadata.raft_driver import MetadataRaftDriver as RaftDriver
 from raftlog.node.quorum.transport import CHANNEL_OPTIONS
 from raftlog.errors import ErrorCode
 from raftlog.v1 import controller_pb2, controller_pb2_grpc

@@ -38,9 +38,10 @@ from raftlog.node.broker.partition import (
 )
 from raftlog.node.metadata.image import NO_LEADER, MetadataImage
 from raftlog.errors import ErrorCode, KafkaError
+from raftlog.status import error_info_to_pb as error_info
 from raftlog.storage.node_db import NodeDB
 from raftlog.topic_config import TopicConfig
-from raftlog.v1 import controller_pb2, errors_pb2, replication_pb2
+from raftlog.v1 import controller_pb2, replication_pb2
 
 #: (db, topic id, partition) -> the partition's log. Default: PartitionLog.open.
 LogFactory = Callable[[NodeDB, str, int], ReplicaLog]
@@ -89,14 +90,6 @@ class OffsetResult:
     offset: int
     timestamp: int
     leader_epoch: int
-
-
-def error_info(exc: KafkaError) -> errors_pb2.ErrorInfo:
-    info = exc.info
-    return errors_pb2.ErrorInfo(
-        error_code=int(info.code), error_name=info.code.name, message=info.message,
-        retriable=info.retriable, leader_id=info.leader_id, leader_address=info.leader_address,
-    )
 
 
 class ReplicaManager:

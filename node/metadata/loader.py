@@ -1,13 +1,15 @@
-"""MetadataLoader: feeds committed Raft entries and snapshots into MetadataImages."""
+"""MetadataLoader: feeds committed Raft entries and snapshots into MetadataImages and
+publishes each new image to its subscribers. It is the Raft driver's StateMachine."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import structlog
 from google.protobuf.message import DecodeError
 
+from raftlog.node.logging import get_logger
 from raftlog.node.metadata.image import MetadataDelta, MetadataImage
+from raftlog.node.metadata.publisher import MetadataPublisher
 from raftlog.raft.types import Entry
 from raftlog.v1 import metadata_pb2
 
@@ -17,12 +19,32 @@ class MetadataLoader:
 
     def __init__(self, node_id: int) -> None:
         self._image = MetadataImage()
-        self._log = structlog.get_logger("metadata").bind(node_id=node_id)
+        self._publishers: list[MetadataPublisher] = []
+        self.logger = get_logger("metadata", node_id)
 
     @property
     def image(self) -> MetadataImage:
         return self._image
 
+    def subscribe(self, publisher: MetadataPublisher) -> None:
+        """Call ``publisher`` with every image applied from now on."""
+        self._publishers.append(publisher)
+
+    # ------------------------------------------------------------------ StateMachine
+    @property
+    def applied_index(self) -> int:
+        return self._image.offset
+
+    def apply(self, entries: Sequence[Entry]) -> None:
+        self.apply_entries(entries)
+
+    def snapshot(self) -> bytes:
+        return self.snapshot_data()
+
+    def restore(self, data: bytes) -> None:
+        self.load_snapshot(data)
+
+    # ------------------------------------------------------------------ images
     def apply_entries(self, entries: Sequence[Entry]) -> MetadataImage:
         """Apply committed entries in order; entries with no data are Raft no-ops."""
         if not entries:
@@ -38,21 +60,30 @@ class MetadataLoader:
             try:
                 record.ParseFromString(entry.data)
             except DecodeError:
-                # Proposals are validated before they enter the log, so this is a bug or
-                # disk damage; every node skips the same bytes, so images stay identical.
-                self._log.error("undecodable metadata record skipped", offset=entry.index)
+                # Records are written only by the controller, so this is a bug or disk
+                # damage; every node skips the same bytes, so images stay identical.
+                self.logger.error("undecodable metadata record skipped", offset=entry.index)
                 delta.advance(entry.index, entry.term)
                 continue
             delta.replay(record, offset=entry.index, epoch=entry.term)
         self._image = delta.apply()
+        self._publish()
         return self._image
 
     def load_snapshot(self, data: bytes) -> MetadataImage:
         snap = metadata_pb2.MetadataSnapshot()
         snap.ParseFromString(data)
         self._image = MetadataImage.from_snapshot(snap)
-        self._log.info("metadata snapshot loaded", offset=self._image.offset)
+        self.logger.info("metadata snapshot loaded", offset=self._image.offset)
+        self._publish()
         return self._image
 
     def snapshot_data(self) -> bytes:
         return self._image.to_snapshot().SerializeToString(deterministic=True)
+
+    def _publish(self) -> None:
+        for publisher in self._publishers:
+            try:
+                publisher(self._image)
+            except Exception as exc:  # noqa: BLE001 - a publisher's bug must not stop Raft
+                self.logger.error("metadata publisher failed", error=repr(exc), exc_info=True)

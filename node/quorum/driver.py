@@ -1,6 +1,8 @@
 """The asyncio driver of the pure Raft core: timers, persistence, transport, apply.
 
-One driver per node owns the ``RaftNode``, its storage and the ``MetadataLoader``.
+One driver per node owns the ``RaftNode`` and its storage, and applies committed
+entries to a ``StateMachine`` (on a node: the metadata loader; the driver knows
+nothing of what the entries mean).
 Everything that touches the core runs on the event loop, and never while a
 ``Ready`` is being carried out: between ``ready()`` and ``advance()`` the driver is
 *busy*, and inbound messages, ticks, proposals and reports wait in a queue that is
@@ -12,13 +14,14 @@ The Ready cycle, as the core's docstrings order it:
    executor so the event loop keeps serving RPCs while the disk syncs;
 2. hand the messages to the transport (only now: votes and acks promise state
    that is now durable);
-3. load a received snapshot, apply committed entries to the MetadataLoader,
+3. load a received snapshot, apply committed entries to the state machine,
    resolve proposals and ReadIndex waiters;
 4. ``advance(ready)``; then maybe take a metadata snapshot and compact the log.
 
 Proposals are futures keyed by (term, last index): resolved once that index is
-applied with that term, failed with NOT_CONTROLLER when another term's entry
-commits there, or when this node stops being the leader first.
+applied with that term, failed with ``NotLeaderError`` when another term's entry
+commits there, or when this node stops being the leader first. Errors are
+Raft-level (node/quorum/errors.py); callers translate them.
 """
 
 from __future__ import annotations
@@ -31,24 +34,50 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from raftlog.node.config import NodeConfig
-from raftlog.node.metadata.image import MetadataImage
-from raftlog.node.metadata.loader import MetadataLoader
 from raftlog.node.logging import get_logger
+from raftlog.node.quorum.errors import (
+    DriverStoppedError,
+    InvalidProposalError,
+    NotLeaderError,
+    QuorumError,
+    QuorumTimeoutError,
+)
 from raftlog.node.quorum.transport import Transport
-from raftlog.errors import ErrorCode, KafkaError
 from raftlog.raft import (
     Config,
-    NotLeaderError,
     ProposalDroppedError,
     RaftNode,
 )
+from raftlog.raft import NotLeaderError as CoreNotLeaderError
 from raftlog.raft.storage import RaftStorage
 from raftlog.raft.types import NONE, Entry, Message, ReadState, Ready, Role, Snapshot, Status
 
 T = TypeVar("T")
+
+
+class StateMachine(Protocol):
+    """What the driver applies committed entries to, snapshots and restores."""
+
+    @property
+    def applied_index(self) -> int:
+        """Raft index of the last entry applied (or covered by the restored snapshot)."""
+        ...
+
+    def apply(self, entries: Sequence[Entry]) -> None:
+        """Apply committed entries, in order (entries already applied are skipped)."""
+
+    def snapshot(self) -> bytes:
+        """The state at ``applied_index``, as snapshot data."""
+        ...
+
+    def restore(self, data: bytes) -> None:
+        """Replace the state with a snapshot's."""
+
+
+SM = TypeVar("SM", bound=StateMachine)
 
 MAX_SIZE_PER_MSG = 1 << 20
 MAX_INFLIGHT_MSGS = 256
@@ -73,19 +102,14 @@ class _Proposal:
     future: asyncio.Future[ProposalResult]
 
 
-class DriverStoppedError(KafkaError):
-    def __init__(self, message: str = "the node is shutting down") -> None:
-        super().__init__(ErrorCode.BROKER_NOT_AVAILABLE, message)
-
-
-class RaftDriver:
+class RaftDriver(Generic[SM]):
     """Drives one ``RaftNode``; see the module docstring. Loop-thread only."""
 
     def __init__(
         self,
         config: NodeConfig,
         storage: RaftStorage,
-        loader: MetadataLoader,
+        state_machine: SM,
         transport: Transport,
         *,
         rng: random.Random | None = None,
@@ -93,11 +117,11 @@ class RaftDriver:
         self.config = config
         self.node_id = config.node_id
         self.storage = storage
-        self.loader = loader
+        self.state_machine = state_machine
         self.transport = transport
         self._rng = rng if rng is not None else random.Random()
-        self._base_log = get_logger("raft", self.node_id)
-        self._log = self._base_log
+        self._base_logger = get_logger("raft", self.node_id)
+        self.logger = self._base_logger
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"raft-io-{self.node_id}")
         self._core: RaftNode | None = None
 
@@ -108,6 +132,13 @@ class RaftDriver:
         self.commit = 0
         self.applied = 0
         self.snapshot_index = 0
+        #: Index of the last entry in this node's log (a leader's next append is +1).
+        self.last_index = 0
+        #: Last index promised to appends still queued behind a Ready (0: none).
+        self._queued_index = 0
+        #: How many appends failed before reaching the log (see ``append``).
+        self.append_failures = 0
+        self._queued_appends: set[asyncio.Future[ProposalResult]] = set()
         #: time.monotonic() of the last message received from each peer.
         self.last_received: dict[int, float] = {}
         #: time.monotonic() of the last proposal this node made as leader.
@@ -115,8 +146,6 @@ class RaftDriver:
         #: Term of the last applied entry: a leader decides only once it has applied
         #: an entry of its own term, i.e. once its image holds every committed record.
         self.applied_term = 0
-        #: Called with each new MetadataImage, on the loop, after it is applied.
-        self.image_listeners: list[Callable[[MetadataImage], None]] = []
 
         self._busy = False
         self._pending: deque[tuple[Callable[[RaftNode], Any], asyncio.Future[Any] | None]] = deque()
@@ -141,19 +170,20 @@ class RaftDriver:
         snapshot = self.storage.snapshot()
         if not snapshot.is_empty():
             self._check_snapshot_voters(snapshot)
-            self.loader.load_snapshot(snapshot.data)
+            self.state_machine.restore(snapshot.data)
         self.snapshot_index = snapshot.meta.index
         hard_state = self.storage.hard_state()
         applied = snapshot.meta.index
         commit = min(hard_state.commit, self.storage.last_index())
         while applied < commit:
             chunk = self.storage.entries(applied + 1, commit + 1, _REPLAY_CHUNK_BYTES)
-            self.loader.apply_entries(chunk)
+            self.state_machine.apply(chunk)
             applied = chunk[-1].index
             self.applied_term = chunk[-1].term
         if applied == snapshot.meta.index:
             self.applied_term = snapshot.meta.term
         self.applied = applied
+        self.last_index = self.storage.last_index()
         self.commit = max(hard_state.commit, applied)
         self.term = hard_state.term
         self._core = RaftNode(
@@ -172,13 +202,13 @@ class RaftDriver:
             self.storage,
             self._rng,
         )
-        self._log = self._base_log.bind(role=self.role.value, term=self.term)
-        self._log.info(
+        self.logger = self._base_logger.bind(role=self.role.value, term=self.term)
+        self.logger.info(
             "raft state restored",
             snapshot_index=snapshot.meta.index,
             applied=applied,
             last_index=self.storage.last_index(),
-            metadata_offset=self.loader.image.offset,
+            state_machine_index=self.state_machine.applied_index,
         )
 
     def start(self) -> None:
@@ -212,10 +242,6 @@ class RaftDriver:
 
     # ------------------------------------------------------------------ state
     @property
-    def image(self) -> MetadataImage:
-        return self.loader.image
-
-    @property
     def is_leader(self) -> bool:
         return self.role == Role.LEADER
 
@@ -223,25 +249,25 @@ class RaftDriver:
     def running(self) -> bool:
         return bool(self._tasks) and not self._stopping and self.fatal is None
 
-    def leader_address(self, leader_id: int | None = None) -> str:
-        """Where the given (default: current) leader can be reached: its registered
-        endpoint when the image has one, else its voter address."""
-        lid = self.leader_id if leader_id is None else leader_id
-        if lid == NONE:
-            return ""
-        broker = self.loader.image.brokers.get(lid)
-        if broker is not None and broker.address:
-            return broker.address
-        voter = self.config.voter(lid)
+    @property
+    def next_index(self) -> int:
+        """The index the next ``append`` on this leader will get."""
+        return max(self.last_index, self._queued_index) + 1
+
+    def address_of(self, node_id: int) -> str:
+        """Where a node can be reached: its voter address (subclasses may know better)."""
+        voter = self.config.voter(node_id)
         return voter.address if voter is not None else ""
 
-    def not_controller(self, message: str = "this node is not the active controller") -> KafkaError:
-        return KafkaError(
-            ErrorCode.NOT_CONTROLLER,
-            message,
-            leader_id=self.leader_id,
-            leader_address=self.leader_address(),
-        )
+    def leader_address(self, leader_id: int | None = None) -> str:
+        """Where the given (default: current) leader can be reached ("" if none)."""
+        lid = self.leader_id if leader_id is None else leader_id
+        return "" if lid == NONE else self.address_of(lid)
+
+    def not_leader(self, message: str = "this node is not the leader", leader_id: int | None = None) -> NotLeaderError:
+        """A NotLeaderError naming the leader this node knows."""
+        lid = self.leader_id if leader_id is None else leader_id
+        return NotLeaderError(message, lid, self.leader_address(lid))
 
     async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         """Wait until ``predicate()`` holds after some state change; False on timeout."""
@@ -276,43 +302,72 @@ class RaftDriver:
 
         await self._call(step_all)
 
-    async def propose(self, records: Sequence[bytes], timeout_s: float) -> ProposalResult:
-        """Propose ``records`` (one entry each) and wait until they are committed and
-        applied here. Raises NOT_CONTROLLER (with the leader) or REQUEST_TIMED_OUT."""
-        if not records:
-            raise KafkaError(ErrorCode.INVALID_REQUEST, "no records to propose")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[ProposalResult] = loop.create_future()
+    def append(self, records: Sequence[bytes]) -> tuple[ProposalResult, asyncio.Future[ProposalResult]]:
+        """Append ``records`` (one entry each) to the leader's log, now or right after
+        the Ready in progress (so appends made during one disk sync share the next),
+        and return where they will land with a future resolved once they are
+        committed and applied here.
 
-        def do_propose(core: RaftNode) -> None:
+        The offsets are known at once (appends are queued in order); an append that
+        cannot land exactly there (leadership lost or changed, a transfer in
+        progress, an earlier queued append failed) is not made, its future fails
+        with NotLeaderError and ``append_failures`` grows, so a caller that built
+        state on it knows to drop that state. Raises NotLeaderError when this node
+        is not the leader now."""
+        if not records:
+            raise InvalidProposalError("no records to propose")
+        self._check_running()
+        if not self.is_leader:
+            raise self.not_leader()
+        first = self.next_index
+        expected = ProposalResult(self.term, first, first + len(records) - 1)
+        self._queued_index = expected.last_index
+        future: asyncio.Future[ProposalResult] = asyncio.get_running_loop().create_future()
+        data = list(records)
+
+        def fail(error: NotLeaderError) -> None:
+            self.append_failures += 1
+            self._queued_index = 0  # appends queued after this one fail their check too
+            if not future.done():
+                future.set_exception(error)
+
+        def do_append(core: RaftNode) -> None:
+            self._queued_appends.discard(future)
+            status = core.status()
+            if (status.term, status.last_index + 1) != (expected.term, expected.first_index):
+                fail(self.not_leader(f"the log moved before the append (term {status.term}, "
+                                     f"next index {status.last_index + 1}, expected {expected})"))
+                return
             try:
-                term, first, last = core.propose(list(records))
-            except NotLeaderError as exc:
-                leader = getattr(exc, "leader_id", self.leader_id)
-                raise KafkaError(
-                    ErrorCode.NOT_CONTROLLER,
-                    "this node is not the active controller",
-                    leader_id=leader,
-                    leader_address=self.leader_address(leader),
-                ) from None
+                term, first, last = core.propose(data)
+            except CoreNotLeaderError as exc:
+                fail(self.not_leader(leader_id=getattr(exc, "leader_id", self.leader_id)))
+                return
             except ProposalDroppedError as exc:
-                raise self.not_controller(f"proposal dropped: {exc}") from None
+                fail(self.not_leader(f"proposal dropped: {exc}"))
+                return
             self.last_proposal_at = time.monotonic()
+            self.last_index = last
             self._proposals[last] = _Proposal(term, first, last, future)
 
-        await self._call(do_propose)
+        if self._busy:
+            self._queued_appends.add(future)
+        self._do(do_append)
+        return expected, future
+
+    async def propose(self, records: Sequence[bytes], timeout_s: float) -> ProposalResult:
+        """Propose ``records`` (one entry each) and wait until they are committed and
+        applied here. Raises NotLeaderError (with the leader) or QuorumTimeoutError."""
+        _, future = self.append(records)
         try:
             return await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
-            raise KafkaError(
-                ErrorCode.REQUEST_TIMED_OUT,
-                f"proposal not committed within {timeout_s * 1000:.0f} ms",
-            ) from None
+            raise QuorumTimeoutError(f"proposal not committed within {timeout_s * 1000:.0f} ms") from None
 
     async def read_index(self, timeout_s: float) -> int:
         """A linearizable read barrier (Raft ReadIndex): returns an index that, once
         applied here (this returns only then), covers every write committed before
-        the call. Raises REQUEST_TIMED_OUT when no leader confirms in time."""
+        the call. Raises QuorumTimeoutError when no leader confirms in time."""
         ctx = f"{self.node_id}:{next(self._read_ids)}".encode()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._reads[ctx] = future
@@ -320,16 +375,14 @@ class RaftDriver:
         def do_read(core: RaftNode) -> None:
             try:
                 core.read_index(ctx)
-            except NotLeaderError:
-                raise self.not_controller("no leader to confirm a read index") from None
+            except CoreNotLeaderError:
+                raise self.not_leader("no leader to confirm a read index") from None
 
         try:
             await self._call(do_read)
             return await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
-            raise KafkaError(
-                ErrorCode.REQUEST_TIMED_OUT, f"read index not confirmed within {timeout_s * 1000:.0f} ms"
-            ) from None
+            raise QuorumTimeoutError(f"read index not confirmed within {timeout_s * 1000:.0f} ms") from None
         finally:
             self._reads.pop(ctx, None)
 
@@ -394,7 +447,7 @@ class RaftDriver:
                 if future is not None:
                     future.set_exception(exc)
                 else:
-                    self._log.warning("deferred raft call failed", error=str(exc))
+                    self.logger.warning("deferred raft call failed", error=str(exc))
                 continue
             if future is not None:
                 future.set_result(result)
@@ -426,7 +479,7 @@ class RaftDriver:
         except Exception as exc:
             # A failed write leaves the core ahead of the disk: nothing may continue.
             self.fatal = exc
-            self._log.critical("raft driver failed; the node must stop", error=repr(exc),
+            self.logger.critical("raft driver failed; the node must stop", error=repr(exc),
                                exc_info=True)
             self._fail_everything(DriverStoppedError(f"raft driver failed: {exc}"))
             self.died.set()
@@ -440,6 +493,8 @@ class RaftDriver:
                     self._executor, self.storage.persist, ready.hard_state, ready.snapshot,
                     list(ready.entries),
                 )
+            if ready.entries:
+                self.last_index = ready.entries[-1].index
             self._on_state(ready)
             if ready.snapshot is not None and not ready.snapshot.is_empty():
                 self._install_snapshot(ready.snapshot)
@@ -469,37 +524,37 @@ class RaftDriver:
             self.role = soft.role
             self.leader_id = soft.leader_id
             changed = True
+            self._queued_index = 0
             if old_role == Role.LEADER and self.role != Role.LEADER:
-                self._fail_proposals(self.not_controller("leadership lost before the proposal committed"))
+                self._fail_proposals(self.not_leader("leadership lost before the proposal committed"))
         if changed:
-            self._log = self._base_log.bind(role=self.role.value, term=self.term)
+            self.logger = self._base_logger.bind(role=self.role.value, term=self.term)
             if role_changed:
-                self._log.info("raft role changed", leader_id=self.leader_id)
+                self.logger.info("raft role changed", leader_id=self.leader_id)
             else:
-                self._log.info("raft leader or term changed", leader_id=self.leader_id)
+                self.logger.info("raft leader or term changed", leader_id=self.leader_id)
             self._notify()
 
     def _install_snapshot(self, snapshot: Snapshot) -> None:
         self._check_snapshot_voters(snapshot)
-        self.loader.load_snapshot(snapshot.data)
+        self.state_machine.restore(snapshot.data)
         self.applied = max(self.applied, snapshot.meta.index)
         self.snapshot_index = max(self.snapshot_index, snapshot.meta.index)
-        self._log.info("snapshot installed from leader", index=snapshot.meta.index,
+        self.logger.info("snapshot installed from leader", index=snapshot.meta.index,
                        snapshot_term=snapshot.meta.term)
         # Proposals covered by the snapshot cannot be matched to their entries.
         for last in [k for k in self._proposals if k <= snapshot.meta.index]:
             p = self._proposals.pop(last)
             if not p.future.done():
                 p.future.set_exception(
-                    self.not_controller("proposal outcome unknown (replaced by a snapshot)")
+                    self.not_leader("proposal outcome unknown (replaced by a snapshot)")
                 )
         self.applied_term = snapshot.meta.term
         self._serve_reads()
-        self._publish_image()
         self._notify()
 
     def _apply(self, entries: Sequence[Entry]) -> None:
-        self.loader.apply_entries(entries)
+        self.state_machine.apply(entries)
         self.applied = max(self.applied, entries[-1].index)
         self.applied_term = entries[-1].term
         self.commit = max(self.commit, self.applied)
@@ -511,26 +566,17 @@ class RaftDriver:
                 p.future.set_result(ProposalResult(p.term, p.first_index, p.last_index))
             else:
                 p.future.set_exception(
-                    self.not_controller(
+                    self.not_leader(
                         f"entry {entry.index} was overwritten by term {entry.term} "
                         f"(proposed in term {p.term})"
                     )
                 )
         self._serve_reads()
-        self._publish_image()
         self._notify()
-
-    def _publish_image(self) -> None:
-        image = self.loader.image
-        for listener in self.image_listeners:
-            try:
-                listener(image)
-            except Exception as exc:  # noqa: BLE001 - a listener's bug must not stop Raft
-                self._log.error("metadata listener failed", error=repr(exc))
 
     @property
     def decisions_ready(self) -> bool:
-        """Leader that has applied an entry of its own term: its image is complete."""
+        """Leader that has applied an entry of its own term: its state is complete."""
         return self.is_leader and self.applied_term == self.term
 
     def _on_read_states(self, read_states: Sequence[ReadState]) -> None:
@@ -557,9 +603,9 @@ class RaftDriver:
         if self.applied - self.snapshot_index < self.config.snapshot_every or self._stopping:
             return
         index = self.applied
-        if self.loader.image.offset != index:
-            return  # the image lags the log (cannot happen once apply ran); try later
-        data = self.loader.snapshot_data()
+        if self.state_machine.applied_index != index:
+            return  # the state lags the log (cannot happen once apply ran); try later
+        data = self.state_machine.snapshot()
         compact_to = index - self.config.snapshot_keep_entries
         self._busy = True
         try:
@@ -572,26 +618,30 @@ class RaftDriver:
         finally:
             self._busy = False
         self.snapshot_index = index
-        self._log.info("metadata snapshot taken", index=index, bytes=len(data),
+        self.logger.info("metadata snapshot taken", index=index, bytes=len(data),
                        compacted_to=max(0, compact_to))
 
     def _check_snapshot_voters(self, snapshot: Snapshot) -> None:
         voters = tuple(sorted(snapshot.meta.voters))
         if voters and voters != tuple(sorted(self.config.voter_ids)):
-            self._log.warning(
+            self.logger.warning(
                 "snapshot voter set differs from the configured voters",
                 snapshot_voters=list(voters),
                 configured_voters=list(self.config.voter_ids),
             )
 
-    def _fail_proposals(self, error: KafkaError) -> None:
+    def _fail_proposals(self, error: QuorumError) -> None:
         proposals, self._proposals = self._proposals, {}
         for p in proposals.values():
             if not p.future.done():
                 p.future.set_exception(error)
 
-    def _fail_everything(self, error: KafkaError) -> None:
+    def _fail_everything(self, error: QuorumError) -> None:
         self._fail_proposals(error)
+        queued, self._queued_appends = self._queued_appends, set()
+        for append in queued:
+            if not append.done():
+                append.set_exception(error)
         for _, future in self._pending:
             if future is not None and not future.done():
                 future.set_exception(error)

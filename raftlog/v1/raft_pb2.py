@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15raftlog/v1/raft.proto\x12\nraftlog.v1\"W\n\x05\x45ntry\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12#\n\x04kind\x18\x04 \x01(\x0e\x32\x15.raftlog.v1.EntryKind\";\n\x0cSnapshotMeta\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x0e\n\x06voters\x18\x03 \x03(\x05\"@\n\x08Snapshot\x12&\n\x04meta\x18\x01 \x01(\x0b\x32\x18.raftlog.v1.SnapshotMeta\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x95\x02\n\x0bRaftMessage\x12)\n\x04type\x18\x01 \x01(\x0e\x32\x1b.raftlog.v1.RaftMessageType\x12\n\n\x02to\x18\x02 \x01(\x05\x12\x0e\n\x06sender\x18\x03 \x01(\x05\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x10\n\x08log_term\x18\x05 \x01(\x04\x12\r\n\x05index\x18\x06 \x01(\x04\x12\"\n\x07\x65ntries\x18\x07 \x03(\x0b\x32\x11.raftlog.v1.Entry\x12\x0e\n\x06\x63ommit\x18\x08 \x01(\x04\x12\x0e\n\x06reject\x18\t \x01(\x08\x12\x13\n\x0breject_hint\x18\n \x01(\x04\x12&\n\x08snapshot\x18\x0b \x01(\x0b\x32\x14.raftlog.v1.Snapshot\x12\x0f\n\x07\x63ontext\x18\x0c \x01(\x0c\"\\\n\x0bStepRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\x05\x12)\n\x08messages\x18\x03 \x03(\x0b\x32\x17.raftlog.v1.RaftMessage\"\x0e\n\x0cStepResponse\"5\n\x0eProposeRequest\x12\x0f\n\x07records\x18\x01 \x03(\x0c\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\"H\n\x0fProposeResponse\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\x13\n\x0b\x66irst_index\x18\x02 \x01(\x04\x12\x12\n\nlast_index\x18\x03 \x01(\x04*\"\n\tEntryKind\x12\x15\n\x11\x45NTRY_KIND_NORMAL\x10\x00*\x86\x02\n\x0fRaftMessageType\x12!\n\x1dRAFT_MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\n\n\x06\x41PPEND\x10\x01\x12\x13\n\x0f\x41PPEND_RESPONSE\x10\x02\x12\x08\n\x04VOTE\x10\x03\x12\x11\n\rVOTE_RESPONSE\x10\x04\x12\x0c\n\x08PRE_VOTE\x10\x05\x12\x15\n\x11PRE_VOTE_RESPONSE\x10\x06\x12\r\n\tHEARTBEAT\x10\x07\x12\x16\n\x12HEARTBEAT_RESPONSE\x10\x08\x12\x0c\n\x08SNAPSHOT\x10\t\x12\x0f\n\x0bTIMEOUT_NOW\x10\n\x12\x0e\n\nREAD_INDEX\x10\x0b\x12\x17\n\x13READ_INDEX_RESPONSE\x10\x0c\x32\x87\x01\n\x06Quorum\x12\x39\n\x04Step\x12\x17.raftlog.v1.StepRequest\x1a\x18.raftlog.v1.StepResponse\x12\x42\n\x07Propose\x12\x1a.raftlog.v1.ProposeRequest\x1a\x1b.raftlog.v1.ProposeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15raftlog/v1/raft.proto\x12\nraftlog.v1\"W\n\x05\x45ntry\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12#\n\x04kind\x18\x04 \x01(\x0e\x32\x15.raftlog.v1.EntryKind\";\n\x0cSnapshotMeta\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x0e\n\x06voters\x18\x03 \x03(\x05\"@\n\x08Snapshot\x12&\n\x04meta\x18\x01 \x01(\x0b\x32\x18.raftlog.v1.SnapshotMeta\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x95\x02\n\x0bRaftMessage\x12)\n\x04type\x18\x01 \x01(\x0e\x32\x1b.raftlog.v1.RaftMessageType\x12\n\n\x02to\x18\x02 \x01(\x05\x12\x0e\n\x06sender\x18\x03 \x01(\x05\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x10\n\x08log_term\x18\x05 \x01(\x04\x12\r\n\x05index\x18\x06 \x01(\x04\x12\"\n\x07\x65ntries\x18\x07 \x03(\x0b\x32\x11.raftlog.v1.Entry\x12\x0e\n\x06\x63ommit\x18\x08 \x01(\x04\x12\x0e\n\x06reject\x18\t \x01(\x08\x12\x13\n\x0breject_hint\x18\n \x01(\x04\x12&\n\x08snapshot\x18\x0b \x01(\x0b\x32\x14.raftlog.v1.Snapshot\x12\x0f\n\x07\x63ontext\x18\x0c \x01(\x0c\"\\\n\x0bStepRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\x05\x12)\n\x08messages\x18\x03 \x03(\x0b\x32\x17.raftlog.v1.RaftMessage\"\x0e\n\x0cStepResponse*\"\n\tEntryKind\x12\x15\n\x11\x45NTRY_KIND_NORMAL\x10\x00*\x86\x02\n\x0fRaftMessageType\x12!\n\x1dRAFT_MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\n\n\x06\x41PPEND\x10\x01\x12\x13\n\x0f\x41PPEND_RESPONSE\x10\x02\x12\x08\n\x04VOTE\x10\x03\x12\x11\n\rVOTE_RESPONSE\x10\x04\x12\x0c\n\x08PRE_VOTE\x10\x05\x12\x15\n\x11PRE_VOTE_RESPONSE\x10\x06\x12\r\n\tHEARTBEAT\x10\x07\x12\x16\n\x12HEARTBEAT_RESPONSE\x10\x08\x12\x0c\n\x08SNAPSHOT\x10\t\x12\x0f\n\x0bTIMEOUT_NOW\x10\n\x12\x0e\n\nREAD_INDEX\x10\x0b\x12\x17\n\x13READ_INDEX_RESPONSE\x10\x0c\x32\x43\n\x06Quorum\x12\x39\n\x04Step\x12\x17.raftlog.v1.StepRequest\x1a\x18.raftlog.v1.StepResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raftlog.v1.raft_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENTRYKIND']._serialized_start=772
-  _globals['_ENTRYKIND']._serialized_end=806
-  _globals['_RAFTMESSAGETYPE']._serialized_start=809
-  _globals['_RAFTMESSAGETYPE']._serialized_end=1071
+  _globals['_ENTRYKIND']._serialized_start=643
+  _globals['_ENTRYKIND']._serialized_end=677
+  _globals['_RAFTMESSAGETYPE']._serialized_start=680
+  _globals['_RAFTMESSAGETYPE']._serialized_end=942
   _globals['_ENTRY']._serialized_start=37
   _globals['_ENTRY']._serialized_end=124
   _globals['_SNAPSHOTMETA']._serialized_start=126
@@ -47,10 +47,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STEPREQUEST']._serialized_end=625
   _globals['_STEPRESPONSE']._serialized_start=627
   _globals['_STEPRESPONSE']._serialized_end=641
-  _globals['_PROPOSEREQUEST']._serialized_start=643
-  _globals['_PROPOSEREQUEST']._serialized_end=696
-  _globals['_PROPOSERESPONSE']._serialized_start=698
-  _globals['_PROPOSERESPONSE']._serialized_end=770
-  _globals['_QUORUM']._serialized_start=1074
-  _globals['_QUORUM']._serialized_end=1209
+  _globals['_QUORUM']._serialized_start=944
+  _globals['_QUORUM']._serialized_end=1011
 # @@protoc_insertion_point(module_scope)

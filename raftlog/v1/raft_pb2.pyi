@@ -112,21 +112,3 @@ class StepRequest(_message.Message):
 class StepResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
-
-class ProposeRequest(_message.Message):
-    __slots__ = ("records", "timeout_ms")
-    RECORDS_FIELD_NUMBER: _ClassVar[int]
-    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
-    records: _containers.RepeatedScalarFieldContainer[bytes]
-    timeout_ms: int
-    def __init__(self, records: _Optional[_Iterable[bytes]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
-
-class ProposeResponse(_message.Message):
-    __slots__ = ("term", "first_index", "last_index")
-    TERM_FIELD_NUMBER: _ClassVar[int]
-    FIRST_INDEX_FIELD_NUMBER: _ClassVar[int]
-    LAST_INDEX_FIELD_NUMBER: _ClassVar[int]
-    term: int
-    first_index: int
-    last_index: int
-    def __init__(self, term: _Optional[int] = ..., first_index: _Optional[int] = ..., last_index: _Optional[int] = ...) -> None: ...

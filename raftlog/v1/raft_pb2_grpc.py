@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class QuorumStub:
-    """Missing associated documentation comment in .proto file."""
+    """Raft between voters only. There is deliberately no way for a client to append
+    to the metadata log: only the active controller's operations write metadata.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -39,23 +41,14 @@ class QuorumStub:
                 request_serializer=raftlog_dot_v1_dot_raft__pb2.StepRequest.SerializeToString,
                 response_deserializer=raftlog_dot_v1_dot_raft__pb2.StepResponse.FromString,
                 _registered_method=True)
-        self.Propose = channel.unary_unary(
-                '/raftlog.v1.Quorum/Propose',
-                request_serializer=raftlog_dot_v1_dot_raft__pb2.ProposeRequest.SerializeToString,
-                response_deserializer=raftlog_dot_v1_dot_raft__pb2.ProposeResponse.FromString,
-                _registered_method=True)
 
 
 class QuorumServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Raft between voters only. There is deliberately no way for a client to append
+    to the metadata log: only the active controller's operations write metadata.
+    """
 
     def Step(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def Propose(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -69,11 +62,6 @@ def add_QuorumServicer_to_server(servicer, server):
                     request_deserializer=raftlog_dot_v1_dot_raft__pb2.StepRequest.FromString,
                     response_serializer=raftlog_dot_v1_dot_raft__pb2.StepResponse.SerializeToString,
             ),
-            'Propose': grpc.unary_unary_rpc_method_handler(
-                    servicer.Propose,
-                    request_deserializer=raftlog_dot_v1_dot_raft__pb2.ProposeRequest.FromString,
-                    response_serializer=raftlog_dot_v1_dot_raft__pb2.ProposeResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'raftlog.v1.Quorum', rpc_method_handlers)
@@ -83,7 +71,9 @@ def add_QuorumServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Quorum:
-    """Missing associated documentation comment in .proto file."""
+    """Raft between voters only. There is deliberately no way for a client to append
+    to the metadata log: only the active controller's operations write metadata.
+    """
 
     @staticmethod
     def Step(request,
@@ -102,33 +92,6 @@ class Quorum:
             '/raftlog.v1.Quorum/Step',
             raftlog_dot_v1_dot_raft__pb2.StepRequest.SerializeToString,
             raftlog_dot_v1_dot_raft__pb2.StepResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def Propose(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/raftlog.v1.Quorum/Propose',
-            raftlog_dot_v1_dot_raft__pb2.ProposeRequest.SerializeToString,
-            raftlog_dot_v1_dot_raft__pb2.ProposeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,6 +1,6 @@
 """In-process brokers on real gRPC servers (127.0.0.1, port 0), each with its own
 NodeDB, fed metadata by a fake controller that uses the real decision functions
-(``node.controller.partitions``) and the real ``MetadataLoader``, committing instantly.
+(``node.controller``'s ClusterControlManager and ReplicationControlManager) and the real ``MetadataLoader``, committing instantly.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import grpc.aio
 from raftlog.node.broker.clients import grpc_peer_factory
 from raftlog.node.broker.config import BrokerConfig
 from raftlog.node.broker.replica_manager import LogFactory, ReplicaManager
-from raftlog.node.controller import partitions as decisions
+from raftlog.node.controller.cluster_control import ClusterControlManager
 from raftlog.node.metadata.image import MetadataImage
 from raftlog.node.metadata.loader import MetadataLoader
-from raftlog.node.controller.topics import new_topic_id
+from raftlog.node.controller.replication_control import new_topic_id
 from raftlog.node.api.grpc.broker import BrokerService
 from raftlog.node.api.grpc.replication import ReplicationService
 from raftlog.errors import ErrorCode, KafkaError
@@ -33,7 +33,6 @@ from raftlog.v1 import (
     broker_pb2,
     broker_pb2_grpc,
     controller_pb2,
-    errors_pb2,
     metadata_pb2,
     replication_pb2_grpc,
 )
@@ -127,10 +126,10 @@ class FakeController:
         self.commit([Record(remove_topic=metadata_pb2.RemoveTopicRecord(topic_id=topic_id))])
 
     def fence(self, broker_id: int) -> None:
-        self.commit(decisions.fence_broker(self.image, broker_id))
+        self.commit(list(ClusterControlManager().fence_broker(self.image, broker_id).records))
 
     def unfence(self, broker_id: int) -> None:
-        self.commit(decisions.unfence_broker(self.image, broker_id))
+        self.commit(list(ClusterControlManager().unfence_broker(self.image, broker_id).records))
 
     # -- the ControllerClient protocol ---------------------------------------
     async def alter_partition(self, request: controller_pb2.AlterPartitionRequest,
@@ -138,25 +137,10 @@ class FakeController:
         if request.broker_id in self.cut_off:
             raise KafkaError(ErrorCode.NETWORK_EXCEPTION, "controller unreachable")
         self.alter_calls.append(request)
-        response = controller_pb2.AlterPartitionResponse()
-        for item in request.partitions:
-            result = response.partitions.add(topic_id=item.topic_id, partition=item.partition)
-            try:
-                records = decisions.alter_partition(
-                    self.image, request.broker_id, request.broker_epoch, item.topic_id, item.partition,
-                    item.leader_epoch, item.partition_epoch, list(item.new_isr),
-                )
-                if records:
-                    self.commit(records)
-                part = self.image.topics[item.topic_id].partitions[item.partition]
-                result.leader = part.leader
-                result.leader_epoch = part.leader_epoch
-                result.isr.extend(part.isr)
-                result.partition_epoch = part.partition_epoch
-            except KafkaError as exc:
-                result.error.CopyFrom(errors_pb2.ErrorInfo(error_code=int(exc.code), error_name=exc.code.name,
-                                                           message=exc.info.message))
-        return response
+        result = ClusterControlManager().replication.alter_partition(self.image, request)
+        if result.records:
+            self.commit(list(result.records))
+        return result.response
 
     async def allocate_producer_ids(self, request: controller_pb2.AllocateProducerIdsRequest,
                                     timeout: float) -> controller_pb2.AllocateProducerIdsResponse:

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from raftlog.cli.local_cluster import LocalCluster, free_ports
-from raftlog.v1 import metadata_pb2, raft_pb2, raft_pb2_grpc
+from raftlog.v1 import admin_pb2, admin_pb2_grpc, metadata_pb2
 
 ClusterFactory = Callable[..., LocalCluster]
 
@@ -50,11 +50,17 @@ def feature_record(i: int) -> bytes:
     ).SerializeToString()
 
 
-def propose(address: str, records: list[bytes], timeout_s: float = 5.0) -> raft_pb2.ProposeResponse:
-    """Propose through one node (a follower forwards to the leader); raises grpc.RpcError."""
+def update_feature(address: str, i: int, timeout_s: float = 5.0) -> tuple[int, int]:
+    """Set feature test.i to i through one node (a follower forwards to the active
+    controller): the record ``feature_record(i)``. Returns (term, index) where it was
+    written; raises grpc.RpcError."""
+    request = admin_pb2.UpdateFeaturesRequest(
+        feature_updates=[admin_pb2.FeatureUpdate(feature=f"test.{i}", max_version_level=i)]
+    )
     with grpc.insecure_channel(address) as channel:
-        response: raft_pb2.ProposeResponse = raft_pb2_grpc.QuorumStub(channel).Propose(
-            raft_pb2.ProposeRequest(records=records, timeout_ms=int(timeout_s * 1000)),
-            timeout=timeout_s + 1,
+        response: admin_pb2.UpdateFeaturesResponse = admin_pb2_grpc.AdminStub(channel).UpdateFeatures(
+            request, timeout=timeout_s
         )
-        return response
+    error = response.results[0].error
+    assert not response.results[0].HasField("error"), error
+    return response.metadata_epoch, response.metadata_offset

@@ -10,13 +10,14 @@ import pytest
 
 from raftlog.cli.local_cluster import LocalCluster, wait_for
 from tests.cluster.committed import committed_state
-from tests.cluster.conftest import ClusterFactory, feature_record, propose
+from tests.cluster.conftest import ClusterFactory, feature_record, update_feature
 
 pytestmark = pytest.mark.cluster
 
 
 def propose_retrying(cluster: LocalCluster, i: int, timeout_s: float = 30.0) -> tuple[int, int]:
-    """Propose record i through any live node until acknowledged; (term, index)."""
+    """Write record i (feature test.i = i) through any live node until acknowledged;
+    (term, index)."""
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -24,8 +25,7 @@ def propose_retrying(cluster: LocalCluster, i: int, timeout_s: float = 30.0) -> 
             if not node.alive:
                 continue
             try:
-                response = propose(node.address, [feature_record(i)], timeout_s=2.0)
-                return response.term, response.first_index
+                return update_feature(node.address, i, timeout_s=2.0)
             except grpc.RpcError as err:
                 last = err
         time.sleep(0.05)
@@ -92,7 +92,7 @@ def test_two_of_three_keep_committing_one_of_three_does_not(make_cluster: Cluste
 
     cluster.node(followers[1]).kill()
     with pytest.raises(grpc.RpcError):
-        propose(cluster.node(leader).address, [feature_record(2)], timeout_s=2.0)
+        update_feature(cluster.node(leader).address, 2, timeout_s=2.0)
 
     cluster.start(followers[0])
     acked[3] = propose_retrying(cluster, 3)

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import grpc
 
-from raftlog.node.controller.controller import QuorumController
 from raftlog.errors import ErrorCode
-from raftlog.status import from_rpc_error
-from raftlog.v1 import admin_pb2, admin_pb2_grpc, raft_pb2, raft_pb2_grpc
+from raftlog.v1 import admin_pb2, admin_pb2_grpc, metadata_pb2
 from tests.node.conftest import InProcessCluster, poll, run
 
 
@@ -28,18 +26,21 @@ def test_three_nodes_elect_register_and_describe(tmp_path: Path) -> None:
             )
             follower = next(i for i in cluster.nodes if i != leader)
             async with grpc.aio.insecure_channel(cluster.address(follower)) as channel:
-                # Propose through a follower: forwarded to the leader, answered after commit.
-                record = QuorumController().no_op_record().SerializeToString()
-                quorum = raft_pb2_grpc.QuorumStub(channel)
-                resp = await quorum.Propose(raft_pb2.ProposeRequest(records=[record, record]), timeout=5)
-                assert resp.last_index == resp.first_index + 1
+                # A controller write through a follower: forwarded to the leader,
+                # answered after commit.
+                admin = admin_pb2_grpc.AdminStub(channel)
+                resp = await admin.UpdateFeatures(admin_pb2.UpdateFeaturesRequest(feature_updates=[
+                    admin_pb2.FeatureUpdate(feature="test.a", max_version_level=1),
+                    admin_pb2.FeatureUpdate(feature="test.b", max_version_level=2),
+                ]), timeout=5)
+                assert [r.HasField("error") for r in resp.results] == [False, False]
                 await poll(
-                    lambda: all(n.driver.applied >= resp.last_index for n in cluster.nodes.values()),
-                    what="proposal applied everywhere",
+                    lambda: all(n.driver.applied >= resp.metadata_offset for n in cluster.nodes.values()),
+                    what="feature update applied everywhere",
                 )
+                assert all(n.driver.image.features.get("test.b") == 2 for n in cluster.nodes.values())
 
                 # DescribeQuorum through a follower answers the leader's view.
-                admin = admin_pb2_grpc.AdminStub(channel)
 
                 async def caught_up() -> bool:
                     view = await admin.DescribeQuorum(admin_pb2.DescribeQuorumRequest(), timeout=5)
@@ -54,7 +55,7 @@ def test_three_nodes_elect_register_and_describe(tmp_path: Path) -> None:
                 statuses = {v.node_id: v.status for v in view.voters}
                 assert statuses[leader] == "Leader"
                 assert sorted(s for i, s in statuses.items() if i != leader) == ["Follower"] * 2
-                assert view.high_watermark >= resp.last_index
+                assert view.high_watermark >= resp.metadata_offset
                 assert view.cluster_id == cluster.nodes[1].config.cluster_id
 
                 local = await admin.DescribeQuorum(
@@ -68,14 +69,78 @@ def test_three_nodes_elect_register_and_describe(tmp_path: Path) -> None:
                 assert [b.broker_id for b in desc.brokers] == [1, 2, 3]
                 assert desc.brokers[0].address == cluster.address(1)
 
-                # Bad records are refused before they reach the log.
-                try:
-                    await quorum.Propose(raft_pb2.ProposeRequest(records=[b"\xff\xff"]), timeout=5)
-                except grpc.aio.AioRpcError as err:
-                    assert from_rpc_error(err).code == ErrorCode.INVALID_RECORD
-                else:
-                    raise AssertionError("garbage record accepted")
+                # A bad update is refused inside the response, and nothing is written.
+                bad = await admin.UpdateFeatures(admin_pb2.UpdateFeaturesRequest(feature_updates=[
+                    admin_pb2.FeatureUpdate(feature="bad name!", max_version_level=1)]), timeout=5)
+                assert bad.results[0].error.error_code == ErrorCode.INVALID_REQUEST
+                assert bad.metadata_offset == 0
         finally:
             await cluster.stop()
 
     run(scenario(), timeout_s=25)
+
+
+def test_a_client_cannot_append_metadata_records(tmp_path: Path) -> None:
+    """The old Quorum.Propose appended any well-formed MetadataRecord, bypassing the
+    controller. Sent the old way now, a PartitionChange, a fence or a topic removal
+    is refused (UNIMPLEMENTED) and the metadata is unchanged."""
+
+    async def scenario() -> None:
+        cluster = InProcessCluster(tmp_path)
+        await cluster.start()
+        try:
+            leader = await cluster.wait_leader()
+            await poll(
+                lambda: len(cluster.nodes[leader].driver.image.live_brokers()) == 3,
+                what="three live brokers",
+            )
+            async with grpc.aio.insecure_channel(cluster.address(leader)) as channel:
+                admin = admin_pb2_grpc.AdminStub(channel)
+                await admin.CreateTopic(admin_pb2.CreateTopicRequest(name="t", partitions=1, replication_factor=3),
+                                        timeout=10)
+            image = cluster.nodes[leader].driver.image
+            topic_id = image.topic_ids["t"]
+            victim = next(b for b in image.brokers.values() if b.broker_id != leader)
+            forged = [
+                metadata_pb2.MetadataRecord(partition_change=metadata_pb2.PartitionChangeRecord(
+                    topic_id=topic_id, partition_id=0, leader=victim.broker_id,
+                    isr=metadata_pb2.ReplicaList(ids=[victim.broker_id]))),
+                metadata_pb2.MetadataRecord(fence_broker=metadata_pb2.FenceBrokerRecord(
+                    broker_id=victim.broker_id, broker_epoch=victim.broker_epoch)),
+                metadata_pb2.MetadataRecord(remove_topic=metadata_pb2.RemoveTopicRecord(topic_id=topic_id)),
+            ]
+            before = image.topics[topic_id].partitions[0]
+            for node_id in cluster.nodes:
+                async with grpc.aio.insecure_channel(cluster.address(node_id)) as channel:
+                    # The old ProposeRequest on the wire: field 1, repeated bytes.
+                    propose = channel.unary_unary(
+                        "/raftlog.v1.Quorum/Propose",
+                        request_serializer=lambda records: b"".join(
+                            b"\x0a" + _varint(len(r)) + r for r in records),
+                        response_deserializer=lambda data: data,
+                    )
+                    for record in forged:
+                        try:
+                            await propose([record.SerializeToString()], timeout=5)
+                        except grpc.aio.AioRpcError as err:
+                            assert err.code() == grpc.StatusCode.UNIMPLEMENTED, err
+                        else:
+                            raise AssertionError(f"node {node_id} accepted a client-written {record}")
+            for node in cluster.nodes.values():
+                assert node.driver.image.topic_ids.get("t") == topic_id
+                assert not node.driver.image.brokers[victim.broker_id].fenced
+            after = cluster.nodes[leader].driver.image.topics[topic_id].partitions[0]
+            assert (after.leader, after.isr) == (before.leader, before.isr)
+        finally:
+            await cluster.stop()
+
+    run(scenario(), timeout_s=25)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)

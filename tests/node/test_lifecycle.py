@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from raftlog.node.controller.controller import QuorumController
+from raftlog.node.controller.quorum_controller import NO_OP as NO_OP_RECORD
 from raftlog.node.app import Node, StartupError, memory_storage
-from raftlog.errors import ErrorCode, KafkaError
+from raftlog.errors import ErrorCode
+from raftlog.node.controller.errors import controller_error
+from raftlog.node.quorum.errors import NotLeaderError
 from tests.node.conftest import InProcessCluster, poll, run
 
-NO_OP = QuorumController().no_op_record().SerializeToString()
+NO_OP = NO_OP_RECORD.SerializeToString()
 
 
 def test_controlled_shutdown_of_the_leader_hands_over_leadership(tmp_path: Path) -> None:
@@ -51,12 +53,13 @@ def test_leader_crash_fails_over_and_followers_forward(tmp_path: Path) -> None:
             new_leader = await cluster.wait_leader(timeout_s=10)
             assert new_leader != leader
             follower = next(i for i in cluster.nodes if i != new_leader)
-            # A follower answers NOT_CONTROLLER naming the leader when asked directly.
-            with pytest.raises(KafkaError) as info:
+            # A follower's driver refuses a proposal naming the leader (Raft-level; the
+            # controller translates it to NOT_CONTROLLER).
+            with pytest.raises(NotLeaderError) as info:
                 await cluster.nodes[follower].driver.propose([NO_OP], 1)
-            assert info.value.code == ErrorCode.NOT_CONTROLLER
-            assert info.value.info.leader_id == new_leader
-            assert info.value.info.leader_address == cluster.address(new_leader)
+            assert controller_error(info.value).code == ErrorCode.NOT_CONTROLLER
+            assert info.value.leader_id == new_leader
+            assert info.value.leader_address == cluster.address(new_leader)
             # ReadIndex works from a follower and from the leader.
             for i in cluster.nodes:
                 index = await cluster.nodes[i].driver.read_index(5)

@@ -9,14 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 from raftlog.cli.main import main
-from raftlog.node.controller.controller import QuorumController
+from raftlog.node.controller.quorum_controller import NO_OP as NO_OP_RECORD
 from raftlog.node.app import rocksdb_storage
 from tests.node.conftest import InProcessCluster, free_ports, poll, run
 
 pytest.importorskip("raftlog.storage.node_db")
 pytest.importorskip("raftlog.storage.raft_store")
 
-NO_OP = QuorumController().no_op_record().SerializeToString()
+NO_OP = NO_OP_RECORD.SerializeToString()
 
 
 def test_restart_restores_image_from_snapshot_and_log(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_restart_restores_image_from_snapshot_and_log(tmp_path: Path) -> None:
             await cluster.wait_leader()
             # Every node re-registers with a new incarnation after the restart.
             await poll(lambda: all(
-                node.driver.image.brokers[i].incarnation_id == node.controller.incarnation_id
+                node.driver.image.brokers[i].incarnation_id == node.registration.incarnation_id
                 for node in cluster.nodes.values() for i in [node.config.node_id]
             ), what="re-registration")
         finally:

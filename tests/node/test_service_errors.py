@@ -1,4 +1,5 @@
-"""The servicer error policy: KafkaError -> rich status, anything else -> UNKNOWN_SERVER_ERROR."""
+"""The servicer error policy: KafkaError (or a translated Raft driver error) -> rich
+status, anything else -> UNKNOWN_SERVER_ERROR."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from google.rpc import status_pb2
 
 from raftlog.node.logging import get_logger
 from raftlog.node.api.grpc.errors import rpc_method
+from raftlog.node.quorum.errors import DriverStoppedError, NotLeaderError, QuorumTimeoutError
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.v1 import errors_pb2
 from tests.node.conftest import run
@@ -31,7 +33,7 @@ class FakeContext:
 class Service:
     def __init__(self, error: Exception | None) -> None:
         self.error = error
-        self.log = get_logger("test", 1)
+        self.logger = get_logger("test", 1)
 
     @rpc_method
     async def Call(self, request: str, context: Any) -> str:
@@ -56,6 +58,11 @@ def test_ok_passes_through() -> None:
     [
         (KafkaError(ErrorCode.NOT_CONTROLLER, "no", leader_id=2, leader_address="h:1"),
          ErrorCode.NOT_CONTROLLER, grpc.StatusCode.FAILED_PRECONDITION),
+        # Raft driver errors are translated by the controller's one translation.
+        (NotLeaderError("not the leader", leader_id=2, leader_address="h:1"),
+         ErrorCode.NOT_CONTROLLER, grpc.StatusCode.FAILED_PRECONDITION),
+        (DriverStoppedError(), ErrorCode.BROKER_NOT_AVAILABLE, grpc.StatusCode.UNAVAILABLE),
+        (QuorumTimeoutError("slow"), ErrorCode.REQUEST_TIMED_OUT, grpc.StatusCode.DEADLINE_EXCEEDED),
         (ZeroDivisionError("boom"), ErrorCode.UNKNOWN_SERVER_ERROR, grpc.StatusCode.INTERNAL),
     ],
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from raftlog.node.metadata.image import NO_LEADER
-from raftlog.node.controller.partitions import alter_partition, fence_broker, unfence_broker
-from raftlog.node.controller.topics import alter_configs, create_topic, new_topic_id
+from raftlog.node.controller.replication_control import new_topic_id
+from tests.unit.controller_ops import alter_configs, alter_partition, create_topic, fence_broker, unfence_broker
 from raftlog.errors import ErrorCode, KafkaError
 from tests.unit.test_controller_topics import Cluster
 

@@ -7,11 +7,10 @@ from collections import Counter
 
 import pytest
 
-from raftlog.node.controller.controller import QuorumController
+from raftlog.node.controller.replication_control import new_topic_id, place_replicas
 from raftlog.node.metadata.image import MetadataImage
 from raftlog.node.metadata.loader import MetadataLoader
-from raftlog.node.controller.partitions import unfence_broker
-from raftlog.node.controller.topics import alter_configs, create_topic, delete_topic, new_topic_id, place_replicas
+from tests.unit.controller_ops import alter_configs, create_topic, delete_topic, register_broker, unfence_broker
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.raft.types import Entry
 from raftlog.topic_config import TopicConfig, effective_configs
@@ -26,7 +25,7 @@ class Cluster:
         self.next_index = 1
         for broker_id in range(1, brokers + 1):
             self.commit(
-                QuorumController().register_broker(
+                register_broker(
                     self.image,
                     controller_pb2.RegisterBrokerRequest(
                         broker_id=broker_id,

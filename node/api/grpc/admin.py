@@ -1,17 +1,17 @@
-"""``raftlog.v1.Admin``: DescribeQuorum (the leader's view) and DescribeCluster."""
+"""``raftlog.v1.Admin``: topics, configs, features, DescribeQuorum and DescribeCluster."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from raftlog.node.config import NodeConfig
+from raftlog.node.controller.quorum_controller import QuorumController
 from raftlog.node.logging import get_logger
-from raftlog.node.quorum.driver import RaftDriver
-from raftlog.node.api.grpc.forwarding import LeaderRouter, time_remaining
+from raftlog.node.controller.errors import controller_error
+from raftlog.node.metadata.raft_driver import MetadataRaftDriver
+from raftlog.node.api.grpc.forwarding import LeaderRouter, on_active_controller
 from raftlog.node.api.grpc.errors import rpc_method
-from raftlog.node.controller.topic_admin import TopicAdmin
-from raftlog.errors import ErrorCode, KafkaError
 from raftlog.raft.types import Role, Status
 from raftlog.v1 import admin_pb2, admin_pb2_grpc
 
@@ -51,42 +51,55 @@ def describe_quorum_from_status(
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
+    """Topic writes and reads, and DescribeQuorum, are answered by the active
+    controller (``@on_active_controller``); DescribeCluster by any node."""
+
+    stub_class: ClassVar[Any] = admin_pb2_grpc.AdminStub
+
     def __init__(
-        self, config: NodeConfig, driver: RaftDriver, router: LeaderRouter, topics: TopicAdmin | None = None
+        self, config: NodeConfig, driver: MetadataRaftDriver, router: LeaderRouter, controller: QuorumController
     ) -> None:
         self.config = config
         self.driver = driver
         self.router = router
-        self.topics = topics
-        self.log = get_logger("admin-service", config.node_id)
+        self.controller = controller
+        self.logger = get_logger("admin-service", config.node_id)
 
-    def _topics(self) -> TopicAdmin:
-        if self.topics is None:
-            raise KafkaError(ErrorCode.INVALID_REQUEST, "topics are not served by this node")
-        return self.topics
-
-    def _timeout(self, context: Any) -> float:
-        return time_remaining(context, self.config.request_timeout_ms / 1000)
+    @property
+    def default_timeout_s(self) -> float:
+        return self.config.request_timeout_ms / 1000
 
     @rpc_method
-    async def CreateTopic(self, request: admin_pb2.CreateTopicRequest, context: Any) -> admin_pb2.CreateTopicResponse:
-        return await self._topics().create_topic(request, context, self._timeout(context))
+    @on_active_controller
+    async def CreateTopic(self, request: admin_pb2.CreateTopicRequest, timeout_s: float) -> admin_pb2.CreateTopicResponse:
+        return await self.controller.create_topic(request, timeout_s)
 
     @rpc_method
-    async def DeleteTopic(self, request: admin_pb2.DeleteTopicRequest, context: Any) -> admin_pb2.DeleteTopicResponse:
-        return await self._topics().delete_topic(request, context, self._timeout(context))
+    @on_active_controller
+    async def DeleteTopic(self, request: admin_pb2.DeleteTopicRequest, timeout_s: float) -> admin_pb2.DeleteTopicResponse:
+        return await self.controller.delete_topic(request, timeout_s)
 
     @rpc_method
-    async def ListTopics(self, request: admin_pb2.ListTopicsRequest, context: Any) -> admin_pb2.ListTopicsResponse:
-        return await self._topics().list_topics(request, context, self._timeout(context))
+    @on_active_controller
+    async def ListTopics(self, request: admin_pb2.ListTopicsRequest, timeout_s: float) -> admin_pb2.ListTopicsResponse:
+        return await self.controller.list_topics(request, timeout_s)
 
     @rpc_method
-    async def DescribeTopic(self, request: admin_pb2.DescribeTopicRequest, context: Any) -> admin_pb2.TopicDescription:
-        return await self._topics().describe_topic(request, context, self._timeout(context))
+    @on_active_controller
+    async def DescribeTopic(self, request: admin_pb2.DescribeTopicRequest, timeout_s: float) -> admin_pb2.TopicDescription:
+        return await self.controller.describe_topic(request, timeout_s)
 
     @rpc_method
-    async def AlterConfigs(self, request: admin_pb2.AlterConfigsRequest, context: Any) -> admin_pb2.AlterConfigsResponse:
-        return await self._topics().alter_configs(request, context, self._timeout(context))
+    @on_active_controller
+    async def AlterConfigs(self, request: admin_pb2.AlterConfigsRequest, timeout_s: float) -> admin_pb2.AlterConfigsResponse:
+        return await self.controller.alter_configs(request, timeout_s)
+
+    @rpc_method
+    @on_active_controller
+    async def UpdateFeatures(
+        self, request: admin_pb2.UpdateFeaturesRequest, timeout_s: float
+    ) -> admin_pb2.UpdateFeaturesResponse:
+        return await self.controller.update_features(request, timeout_s)
 
     async def local_quorum_view(self) -> admin_pb2.DescribeQuorumResponse:
         """This node's own idea of term, leader and commit (voters left empty)."""
@@ -102,31 +115,29 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def leader_quorum_view(self) -> admin_pb2.DescribeQuorumResponse:
         status = await self.driver.status()
         if status.role != Role.LEADER:
-            raise self.driver.not_controller()
+            raise controller_error(self.driver.not_leader("this node is not the active controller"))
         return describe_quorum_from_status(
             self.config, status, self.driver.last_received, time.monotonic()
         )
 
-    @rpc_method
     async def DescribeQuorum(
         self, request: admin_pb2.DescribeQuorumRequest, context: Any
     ) -> admin_pb2.DescribeQuorumResponse:
         if request.local_view:
-            return await self.local_quorum_view()
-        timeout = time_remaining(context, self.config.request_timeout_ms / 1000)
+            return await self._local_view(request, context)
+        return await self._leader_view(request, context)
 
-        async def local(_remaining: float) -> admin_pb2.DescribeQuorumResponse:
-            return await self.leader_quorum_view()
+    @rpc_method
+    async def _local_view(self, request: admin_pb2.DescribeQuorumRequest, context: Any) -> admin_pb2.DescribeQuorumResponse:
+        return await self.local_quorum_view()
 
-        async def remote(
-            channel: Any, remaining: float, metadata: Any
-        ) -> admin_pb2.DescribeQuorumResponse:
-            response: admin_pb2.DescribeQuorumResponse = await admin_pb2_grpc.AdminStub(
-                channel
-            ).DescribeQuorum(request, timeout=remaining, metadata=metadata)
-            return response
+    async def _leader_view_here(
+        self, request: admin_pb2.DescribeQuorumRequest, timeout_s: float
+    ) -> admin_pb2.DescribeQuorumResponse:
+        return await self.leader_quorum_view()
 
-        return await self.router.route(context, timeout, local, remote)
+    _leader_view_here.rpc_name = "DescribeQuorum"  # type: ignore[attr-defined]  # forwarded as this RPC
+    _leader_view = rpc_method(on_active_controller(_leader_view_here))
 
     @rpc_method
     async def DescribeCluster(

@@ -81,7 +81,7 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         self.producer_ids = ProducerIdManager(allocate_producer_ids)
         self.controller_id = controller_id
         self.listener = listener
-        self.log = get_logger("broker-service", node_id)
+        self.logger = get_logger("broker-service", node_id)
 
     def _on_listener(self, exc: KafkaError) -> KafkaError:
         """NOT_LEADER_OR_FOLLOWER names the leader at the address of this listener."""

@@ -1,7 +1,8 @@
 """One error policy for every servicer method.
 
-A ``KafkaError`` becomes a gRPC status carrying a ``raftlog.v1.ErrorInfo``; any
-other exception is logged with its traceback and answered UNKNOWN_SERVER_ERROR,
+A ``KafkaError`` becomes a gRPC status carrying a ``raftlog.v1.ErrorInfo`` (a
+Raft driver error is first translated to one); any other exception is logged
+with its traceback and answered UNKNOWN_SERVER_ERROR,
 so a bad request or a bug fails one call and never the node.
 """
 
@@ -16,6 +17,8 @@ import grpc.aio
 from grpc_status import rpc_status
 from structlog.typing import FilteringBoundLogger
 
+from raftlog.node.controller.errors import controller_error
+from raftlog.node.quorum.errors import QuorumError
 from raftlog.errors import ErrorCode, ErrorInfo, KafkaError
 from raftlog.status import to_rpc_status
 
@@ -23,11 +26,11 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
-class HasLog(Protocol):
-    log: FilteringBoundLogger
+class HasLogger(Protocol):
+    logger: FilteringBoundLogger
 
 
-S = TypeVar("S", bound=HasLog)
+S = TypeVar("S", bound=HasLogger)
 
 
 async def abort_with(context: Any, error: ErrorInfo) -> None:
@@ -45,10 +48,12 @@ def rpc_method(
             return await method(self, request, context)
         except KafkaError as exc:
             await abort_with(context, exc.info)
+        except QuorumError as exc:
+            await abort_with(context, controller_error(exc).info)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:  # noqa: BLE001 - a servicer never crashes the node
-            self.log.error("request failed unexpectedly", method=method.__name__,
+            self.logger.error("request failed unexpectedly", method=method.__name__,
                            error=repr(exc), exc_info=True)
             await abort_with(
                 context,

@@ -4,17 +4,23 @@ The active controller (the Raft leader) answers controller requests; any other
 node forwards them once, over its long-lived peer channel, and relays the
 leader's answer or error unchanged. A forwarded request is marked so that a node
 that is no longer the leader answers NOT_CONTROLLER instead of forwarding again.
+
+This is the only place that forwards: servicer methods answered by the active
+controller are written as ``(self, request, timeout_s) -> response`` and decorated
+with ``@on_active_controller``; in-process callers use ``call_active_controller``.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import grpc
 import grpc.aio
 
+from raftlog.node.controller.errors import controller_error
 from raftlog.node.quorum.driver import RaftDriver
 from raftlog.node.quorum.transport import PeerChannels
 from raftlog.errors import ErrorCode, KafkaError
@@ -54,7 +60,7 @@ def time_remaining(context: Any, default_s: float) -> float:
 class LeaderRouter:
     """Runs a request on the leader: locally when this node leads, else forwarded."""
 
-    def __init__(self, driver: RaftDriver, channels: PeerChannels | None) -> None:
+    def __init__(self, driver: RaftDriver[Any], channels: PeerChannels | None) -> None:
         self.driver = driver
         self.channels = channels
 
@@ -95,7 +101,7 @@ class LeaderRouter:
                     raise
             if origin or self.channels is None:
                 # Forward at most once: the node that sent us this thought we lead.
-                raise self.driver.not_controller()
+                raise controller_error(self.driver.not_leader("this node is not the active controller"))
             metadata = ((FORWARDED_KEY, str(self.driver.node_id)),)
             try:
                 return await remote(
@@ -125,3 +131,57 @@ def forward_to(stub_class: Callable[[grpc.aio.Channel], Any], method: str, reque
         return await getattr(stub_class(channel), method)(request, timeout=timeout, metadata=metadata)
 
     return remote
+
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+class ForwardingServicer(Protocol):
+    """What ``@on_active_controller`` needs from a servicer."""
+
+    router: LeaderRouter
+    stub_class: ClassVar[Any]  # the generated stub class, e.g. ControllerStub
+
+    @property
+    def default_timeout_s(self) -> float: ...
+
+
+S = TypeVar("S", bound=ForwardingServicer)
+
+#: A servicer method answered on the active controller: (self, request, timeout) -> response.
+LocalMethod = Callable[[S, Req, float], Awaitable[Resp]]
+
+
+def on_active_controller(method: LocalMethod[S, Req, Resp]) -> Callable[[S, Req, Any], Awaitable[Resp]]:
+    """Turn ``method(self, request, timeout_s)``, which answers on the active
+    controller, into the gRPC method ``(self, request, context)``: run here when this
+    node leads, else forwarded to the leader's method of the same name (or the
+    method's ``rpc_name`` attribute, for a helper behind a public method). The local
+    method stays reachable as ``.local`` for ``call_active_controller``."""
+
+    @functools.wraps(method)
+    async def wrapper(self: S, request: Req, context: Any) -> Resp:
+        timeout = time_remaining(context, self.default_timeout_s)
+        return await _route(self, method, request, context, timeout)
+
+    wrapper.local = method  # type: ignore[attr-defined]
+    return wrapper
+
+
+async def _route(service: S, method: LocalMethod[S, Req, Resp], request: Req, context: Any, timeout_s: float) -> Resp:
+    async def local(timeout: float) -> Resp:
+        return await method(service, request, timeout)
+
+    name = getattr(method, "rpc_name", method.__name__)
+    result: Resp = await service.router.route(
+        context, timeout_s, local, forward_to(service.stub_class, name, request)
+    )
+    return result
+
+
+async def call_active_controller(service: S, name: str, request: Req, timeout_s: float) -> Any:
+    """Call the servicer's ``@on_active_controller`` method ``name`` from inside this
+    node (no gRPC context): answered here or forwarded, exactly as a client's call."""
+    method = getattr(type(service), name).local
+    return await _route(service, method, request, None, timeout_s)

@@ -1,16 +1,17 @@
-"""``raftlog.v1.Quorum``: Raft messages between voters, and metadata proposals."""
+"""``raftlog.v1.Quorum``: Raft messages between voters.
+
+There is no client write here: the metadata log is written only by the active
+controller's operations (node/controller), never by appending records a caller sends.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from raftlog.node.quorum.codec import CodecError, messages_from_pb
 from raftlog.node.config import NodeConfig
-from raftlog.node.controller.controller import QuorumController
 from raftlog.node.logging import get_logger
 from raftlog.node.quorum.driver import RaftDriver
-from raftlog.node.api.grpc.forwarding import LeaderRouter, time_remaining
 from raftlog.node.api.grpc.errors import rpc_method
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.raft import InvalidMessageError
@@ -18,18 +19,10 @@ from raftlog.v1 import raft_pb2, raft_pb2_grpc
 
 
 class QuorumService(raft_pb2_grpc.QuorumServicer):
-    def __init__(
-        self,
-        config: NodeConfig,
-        driver: RaftDriver,
-        router: LeaderRouter,
-        decisions: QuorumController | None = None,
-    ) -> None:
+    def __init__(self, config: NodeConfig, driver: RaftDriver[Any]) -> None:
         self.config = config
         self.driver = driver
-        self.router = router
-        self.decisions = decisions if decisions is not None else QuorumController()
-        self.log = get_logger("quorum-service", config.node_id)
+        self.logger = get_logger("quorum-service", config.node_id)
         self._voters = frozenset(config.voter_ids)
 
     @rpc_method
@@ -66,29 +59,3 @@ class QuorumService(raft_pb2_grpc.QuorumServicer):
         except InvalidMessageError as exc:
             raise KafkaError(ErrorCode.INVALID_REQUEST, f"refused by raft: {exc}") from None
         return raft_pb2.StepResponse()
-
-    @rpc_method
-    async def Propose(
-        self, request: raft_pb2.ProposeRequest, context: Any
-    ) -> raft_pb2.ProposeResponse:
-        records: Sequence[bytes] = list(request.records)
-        self.decisions.validate_records(records)
-        wanted = (request.timeout_ms or self.config.request_timeout_ms) / 1000
-        timeout = time_remaining(context, wanted)
-
-        async def local(remaining: float) -> raft_pb2.ProposeResponse:
-            result = await self.driver.propose(records, remaining)
-            return raft_pb2.ProposeResponse(
-                term=result.term, first_index=result.first_index, last_index=result.last_index
-            )
-
-        async def remote(channel: Any, remaining: float, metadata: Any) -> raft_pb2.ProposeResponse:
-            forwarded = raft_pb2.ProposeRequest(
-                records=records, timeout_ms=max(1, int(remaining * 1000))
-            )
-            response: raft_pb2.ProposeResponse = await raft_pb2_grpc.QuorumStub(channel).Propose(
-                forwarded, timeout=remaining, metadata=metadata
-            )
-            return response
-
-        return await self.router.route(context, timeout, local, remote)

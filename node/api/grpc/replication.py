@@ -16,7 +16,7 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
     def __init__(self, node_id: int, replica_manager: ReplicaManager) -> None:
         self.node_id = node_id
         self.replicas = replica_manager
-        self.log = get_logger("replication-service", node_id)
+        self.logger = get_logger("replication-service", node_id)
 
     @rpc_method
     async def ReplicaFetch(

@@ -1,4 +1,4 @@
-"""Broker sessions on the active controller: heartbeats, fencing, unfencing.
+"""BrokerHeartbeatManager: broker sessions on the active controller (Kafka's name).
 
 Every broker keeps one long-lived ``BrokerHeartbeat`` stream to the active
 controller. Failure detection has three speeds:
@@ -13,6 +13,10 @@ controller. Failure detection has three speeds:
 Heartbeat times are soft state: a controller that just became leader grants every
 broker a fresh session. Fencing a live broker by mistake costs a leadership move,
 never data: it registers again or heartbeats and is unfenced once caught up.
+
+The session bookkeeping (last heartbeat, open streams) is soft state here; every
+decision (fence, unfence) is a ``QuorumController`` write of the
+ClusterControlManager's pure operation.
 """
 
 from __future__ import annotations
@@ -22,23 +26,25 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from raftlog.node.controller.active import ActiveController
 from raftlog.node.config import NodeConfig
-from raftlog.node.metadata.image import MetadataImage
-from raftlog.node.controller.partitions import fence_broker, unfence_broker
+from raftlog.node.controller.cluster_control import SessionChange
+from raftlog.node.controller.quorum_controller import QuorumController
 from raftlog.node.logging import get_logger
-from raftlog.node.quorum.driver import RaftDriver
+from raftlog.node.controller.errors import controller_error
+from raftlog.node.metadata.raft_driver import MetadataRaftDriver
 from raftlog.node.quorum.transport import Transport
-from raftlog.errors import ErrorCode, KafkaError
-from raftlog.v1 import controller_pb2, errors_pb2, metadata_pb2
+from raftlog.errors import KafkaError
+from raftlog.v1 import controller_pb2
 
 
-class BrokerSessions:
+class BrokerHeartbeatManager:
+    """Tracks broker sessions and fences or unfences brokers through the controller."""
+
     def __init__(
         self,
         config: NodeConfig,
-        driver: RaftDriver,
-        controller: ActiveController,
+        driver: MetadataRaftDriver,
+        controller: QuorumController,
         transport: Transport | None,
     ) -> None:
         self.config = config
@@ -53,7 +59,7 @@ class BrokerSessions:
         self._stopping = False
         self._busy: set[int] = set()  # brokers with a fence/unfence decision in flight
         self._task: asyncio.Task[None] | None = None
-        self._log = get_logger("sessions", config.node_id)
+        self.logger = get_logger("sessions", config.node_id)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(
@@ -73,7 +79,7 @@ class BrokerSessions:
     ) -> AsyncIterator[controller_pb2.BrokerHeartbeatResponse]:
         """Serve one broker's stream; the servicer yields what this yields."""
         if not self.driver.is_leader:
-            raise self.driver.not_controller()
+            raise controller_error(self.driver.not_leader("this node is not the active controller"))
         self._generation += 1
         generation = self._generation
         broker_id = 0
@@ -81,7 +87,7 @@ class BrokerSessions:
         try:
             async for request in requests:
                 if not self.driver.is_leader:
-                    raise self.driver.not_controller()
+                    raise controller_error(self.driver.not_leader("this node is not the active controller"))
                 broker_id, broker_epoch = request.broker_id, request.broker_epoch
                 self._streams[broker_id] = generation
                 yield self._beat(request)
@@ -93,29 +99,13 @@ class BrokerSessions:
                 )
 
     def _beat(self, request: controller_pb2.BrokerHeartbeatRequest) -> controller_pb2.BrokerHeartbeatResponse:
-        image = self.driver.image
-        broker = image.brokers.get(request.broker_id)
-        if broker is None or broker.broker_epoch != request.broker_epoch:
-            return controller_pb2.BrokerHeartbeatResponse(
-                error=errors_pb2.ErrorInfo(
-                    error_code=int(ErrorCode.STALE_BROKER_EPOCH),
-                    error_name=ErrorCode.STALE_BROKER_EPOCH.name,
-                    message=f"broker {request.broker_id} epoch {request.broker_epoch} is not registered",
-                ),
-                is_fenced=True,
-            )
-        self._last_seen[request.broker_id] = time.monotonic()
-        caught_up = request.current_metadata_offset >= broker.broker_epoch
-        if request.want_shutdown:
-            if not broker.fenced:
-                self._spawn(request.broker_id, broker.broker_epoch, fence=True, reason="controlled shutdown")
-            done = broker.fenced and not _leads_anything(image, request.broker_id)
-            return controller_pb2.BrokerHeartbeatResponse(
-                is_fenced=broker.fenced, is_caught_up=caught_up, should_shut_down=done
-            )
-        if broker.fenced and caught_up:
-            self._spawn(request.broker_id, broker.broker_epoch, fence=False, reason="caught up")
-        return controller_pb2.BrokerHeartbeatResponse(is_fenced=broker.fenced, is_caught_up=caught_up)
+        decision = self.controller.cluster.heartbeat(self.driver.image, request)
+        if not decision.response.HasField("error"):
+            self._last_seen[request.broker_id] = time.monotonic()
+        if decision.change is not SessionChange.NONE:
+            self._spawn(request.broker_id, request.broker_epoch,
+                        fence=decision.change is SessionChange.FENCE, reason=decision.reason)
+        return decision.response
 
     async def _stream_closed(self, broker_id: int, broker_epoch: int, generation: int) -> None:
         if self._streams.get(broker_id) != generation:
@@ -123,7 +113,7 @@ class BrokerSessions:
         self._streams.pop(broker_id, None)
         if self._stopping or not self.driver.is_leader or broker_id == self.config.node_id:
             return
-        self._log.info("broker heartbeat stream closed; fencing it", broker_id=broker_id)
+        self.logger.info("broker heartbeat stream closed; fencing it", broker_id=broker_id)
         self._spawn(broker_id, broker_epoch, fence=True, reason="heartbeat stream closed")
 
     # ------------------------------------------------------------------ decisions
@@ -134,23 +124,21 @@ class BrokerSessions:
         asyncio.get_running_loop().create_task(self._change(broker_id, broker_epoch, fence, reason))
 
     async def _change(self, broker_id: int, broker_epoch: int, fence: bool, reason: str) -> None:
-        def decide(image: MetadataImage) -> list[metadata_pb2.MetadataRecord]:
-            broker = image.brokers.get(broker_id)
-            # Only the incarnation this decision was about: it may have re-registered.
-            if broker is None or broker.broker_epoch != broker_epoch:
-                return []
-            return fence_broker(image, broker_id) if fence else unfence_broker(image, broker_id)
-
+        timeout = self.config.request_timeout_ms / 1000
         try:
-            _, first = await self.controller.decide(decide, self.config.request_timeout_ms / 1000)
-            if first:
-                self._log.info("broker fenced" if fence else "broker unfenced", broker_id=broker_id,
-                               broker_epoch=broker_epoch, reason=reason)
+            # Only the incarnation this decision was about: it may have re-registered.
+            if fence:
+                changed = await self.controller.fence_broker(broker_id, broker_epoch, timeout)
+            else:
+                changed = await self.controller.unfence_broker(broker_id, broker_epoch, timeout)
+            if changed:
+                self.logger.info("broker fenced" if fence else "broker unfenced", broker_id=broker_id,
+                                 broker_epoch=broker_epoch, reason=reason)
         except KafkaError as exc:
-            self._log.info("broker session change not committed", broker_id=broker_id, fence=fence,
-                           error=str(exc))
+            self.logger.info("broker session change not committed", broker_id=broker_id, fence=fence,
+                             error=str(exc))
         except Exception as exc:  # noqa: BLE001 - the session watcher must go on
-            self._log.error("broker session change failed", broker_id=broker_id, error=repr(exc))
+            self.logger.error("broker session change failed", broker_id=broker_id, error=repr(exc))
         finally:
             self._busy.discard(broker_id)
 
@@ -178,8 +166,3 @@ class BrokerSessions:
                 elif now - seen > self.session_timeout_s:
                     self._spawn(broker.broker_id, broker.broker_epoch, fence=True, reason="session expired")
 
-
-def _leads_anything(image: MetadataImage, broker_id: int) -> bool:
-    return any(
-        part.leader == broker_id for topic in image.topics.values() for part in topic.partitions.values()
-    )
