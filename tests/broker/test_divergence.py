@@ -9,7 +9,7 @@ from pathlib import Path
 from raftlog.node.broker.partition import FollowerFetch, Partition, PartitionState, Transition
 from raftlog.node.broker.partition.epochs import diverging_epoch
 from raftlog.node.broker.partition.follower import FollowerFetchState
-from raftlog.node.controller.topics import new_topic_id
+from raftlog.node.controller.replication_control import new_topic_id
 from raftlog.node.metadata.image import PartitionRegistration
 from raftlog.records import read_header, read_records, split_batches, stamp
 from raftlog.storage.node_db import NodeDB
