@@ -43,7 +43,7 @@ def node() -> None:
 @click.option("--heartbeat-tick", default=None, type=str, metavar="TICKS", help="Heartbeat period in ticks (default 1).")
 @click.option("--snapshot-every", default=None, type=str, metavar="N",
               help="Snapshot the metadata every N applied entries (default 1000).")
-@click.option("--sync/--no-sync", default=None, help="fsync every Raft write (default: on).")
+@click.option("--sync/--no-sync", default=None, help="fsync partition data before acknowledging it (default: on). The Raft log is always fsynced.")
 @click.option("--listeners", default=None, metavar="NAME://HOST:PORT,...",
               help="Named listeners to bind (Kafka's listeners), e.g. "
                    "INTERNAL://0.0.0.0:9091,EXTERNAL://0.0.0.0:19091; instead of --listen.")

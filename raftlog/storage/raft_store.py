@@ -408,10 +408,16 @@ class RocksRaftStorage:
         snapshot: Snapshot | None,
         entries: Sequence[Entry],
     ) -> None:
-        """See RaftStorage.persist: one WriteBatch, synced per the NodeDB setting."""
+        """See RaftStorage.persist: one WriteBatch, always synced.
+
+        Always, whatever the NodeDB's own setting: Raft's votes and acknowledgements
+        leave the node right after this returns, and a vote or entry that a power
+        loss erases breaks election safety and can lose committed metadata (KRaft
+        fsyncs its metadata log for the same reason). ``sync=False`` on the DB only
+        relaxes partition data."""
         batch = self._db.batch()
         self.stage(batch, hard_state, snapshot, entries)
-        self._db.write(batch)
+        self._db.write(batch, sync=True)
 
     def stage(
         self,
@@ -517,7 +523,7 @@ class RocksRaftStorage:
         batch = self._db.batch()
         _emit(batch, ops)
         batch.after_commit(lambda: self._set_snapshot(snapshot))
-        self._db.write(batch)
+        self._db.write(batch, sync=True)
         return snapshot
 
     def _set_snapshot(self, snapshot: Snapshot) -> None:
@@ -547,7 +553,7 @@ class RocksRaftStorage:
             self._offset_index, self._offset_term = index, term
 
         batch.after_commit(committed)
-        self._db.write(batch)
+        self._db.write(batch, sync=True)
 
     def close(self) -> None:
         """Stop serving; closes the NodeDB only when this store owns it. Idempotent."""

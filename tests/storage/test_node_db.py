@@ -21,7 +21,7 @@ from raftlog.storage import (
     NodeDBClosedError,
     RocksRaftStorage,
 )
-from raftlog.storage.node_db import DB_SUBDIR
+from raftlog.storage.node_db import DB_SUBDIR, WriteBatch
 
 
 def _files(path: Path) -> dict[str, bytes]:
@@ -212,3 +212,20 @@ def test_corrupt_entry_record_is_typed(tmp_path: Path) -> None:
             store.entries(1, 4, 1000)
         with pytest.raises(DataDirCorruptError):
             store.term(2)
+
+
+def test_raft_writes_are_synced_even_when_the_db_is_not(tmp_path: Path) -> None:
+    """A vote or entry that a power loss can erase breaks Raft's safety, so the Raft
+    store syncs every persist even on a ``sync=False`` NodeDB (partition data only)."""
+    with NodeDB.open(tmp_path / "d", sync=False) as db:
+        syncs: list[bool | None] = []
+        write = db.write
+
+        def recording_write(batch: WriteBatch, *, sync: bool | None = None) -> None:
+            syncs.append(sync)
+            write(batch, sync=sync)
+
+        db.write = recording_write  # type: ignore[method-assign]
+        store = RocksRaftStorage(db)
+        store.persist(HardState(term=1, vote=1, commit=0), None, [Entry(1, 1, b"x")])
+        assert syncs == [True]
