@@ -521,6 +521,10 @@ class RaftDriver(Generic[SM]):
         if soft is not None and (soft.role != self.role or soft.leader_id != self.leader_id):
             role_changed = soft.role != self.role
             old_role = self.role
+            # The core drops unconfirmed ReadIndex requests when the leader changes
+            # (etcd does too); fail them now so callers retry on the new leader
+            # instead of waiting out their timeout.
+            self._fail_unconfirmed_reads(self.not_leader("the leader changed before the read index was confirmed"))
             self.role = soft.role
             self.leader_id = soft.leader_id
             changed = True
@@ -635,6 +639,12 @@ class RaftDriver(Generic[SM]):
         for p in proposals.values():
             if not p.future.done():
                 p.future.set_exception(error)
+
+    def _fail_unconfirmed_reads(self, error: QuorumError) -> None:
+        confirmed = {id(future) for _, future in self._read_waiters}
+        for future in self._reads.values():
+            if not future.done() and id(future) not in confirmed:
+                future.set_exception(error)
 
     def _fail_everything(self, error: QuorumError) -> None:
         self._fail_proposals(error)

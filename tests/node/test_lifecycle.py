@@ -70,6 +70,29 @@ def test_leader_crash_fails_over_and_followers_forward(tmp_path: Path) -> None:
     run(scenario())
 
 
+def test_a_read_index_pending_when_the_leader_dies_fails_fast_with_not_leader(tmp_path: Path) -> None:
+    """The core drops an unconfirmed ReadIndex when the leader changes; the driver
+    must fail it then (the caller retries on the new leader), not let it wait out
+    its whole timeout."""
+    async def scenario() -> None:
+        cluster = InProcessCluster(tmp_path)
+        await cluster.start()
+        try:
+            leader = await cluster.wait_leader()
+            follower = next(i for i in cluster.nodes if i != leader)
+            await cluster.stop(leader, controlled=False)
+            started = time.monotonic()
+            # The follower still believes in the dead leader: the read is forwarded
+            # there and lost; the election that follows must fail it.
+            with pytest.raises(NotLeaderError):
+                await cluster.nodes[follower].driver.read_index(8)
+            assert time.monotonic() - started < 5
+        finally:
+            await cluster.stop()
+
+    run(scenario())
+
+
 def test_snapshots_compact_and_a_new_follower_catches_up_by_snapshot(tmp_path: Path) -> None:
     async def scenario() -> None:
         cluster = InProcessCluster(tmp_path, snapshot_every=5, snapshot_keep_entries=2)
