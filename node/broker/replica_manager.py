@@ -38,7 +38,7 @@ from raftlog.node.broker.partition import (
 )
 from raftlog.node.metadata.image import NO_LEADER, MetadataImage
 from raftlog.errors import ErrorCode, KafkaError
-from raftlog.status import error_info_to_pb as error_info
+from raftlog.status import error_info_from_pb, error_info_to_pb
 from raftlog.storage.node_db import NodeDB
 from raftlog.topic_config import TopicConfig
 from raftlog.v1 import controller_pb2, replication_pb2
@@ -520,7 +520,7 @@ class ReplicaManager:
                         data.records = fetched.records
                         total += len(fetched.records)
                 except KafkaError as exc:
-                    data.error.CopyFrom(error_info(exc))
+                    data.error.CopyFrom(error_info_to_pb(exc))
                     errors = True
             if isr_changes:
                 self._send_alter_partition(isr_changes)
@@ -543,7 +543,7 @@ class ReplicaManager:
                 result.leader_epoch = epoch
                 result.end_offset = end
             except KafkaError as exc:
-                result.error.CopyFrom(error_info(exc))
+                result.error.CopyFrom(error_info_to_pb(exc))
                 result.leader_epoch = -1
                 result.end_offset = -1
         return response
@@ -601,10 +601,7 @@ class ReplicaManager:
                 continue
             code: ErrorCode | None = None
             if result.HasField("error") and result.error.error_code != 0:
-                try:
-                    code = ErrorCode(result.error.error_code)
-                except ValueError:
-                    code = ErrorCode.UNKNOWN_SERVER_ERROR
+                code = error_info_from_pb(result.error).code
             p.on_alter_partition_result(change, code, result.partition_epoch)
 
     # ------------------------------------------------------------------ housekeeping
