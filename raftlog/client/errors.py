@@ -191,6 +191,14 @@ class InvalidRequiredAcksError(BrokerResponseError):
     retriable = _retriable(code)
 
 
+class InvalidTimestampError(BrokerResponseError):
+    """INVALID_TIMESTAMP (32): a record timestamp is outside the topic's
+    ``message.timestamp.before.max.ms``/``message.timestamp.after.max.ms`` window."""
+
+    code = ErrorCode.INVALID_TIMESTAMP
+    retriable = _retriable(code)
+
+
 class TopicAlreadyExistsError(BrokerResponseError):
     """TOPIC_ALREADY_EXISTS (36)."""
 
@@ -332,6 +340,14 @@ class UnknownTopicIdError(BrokerResponseError):
     retriable = _retriable(code)
 
 
+class InconsistentTopicIdError(BrokerResponseError):
+    """INCONSISTENT_TOPIC_ID (103): the topic was deleted and re-created under the same
+    name (its topic id changed) since this client started reading it."""
+
+    code = ErrorCode.INCONSISTENT_TOPIC_ID
+    retriable = _retriable(code)
+
+
 class InconsistentClusterIdError(BrokerResponseError):
     """INCONSISTENT_CLUSTER_ID (104)."""
 
@@ -441,6 +457,7 @@ __all__ = [
     "FencedLeaderEpochError",
     "IllegalStateError",
     "InconsistentClusterIdError",
+    "InconsistentTopicIdError",
     "InconsistentVoterSetError",
     "IneligibleReplicaError",
     "InvalidConfigurationError",
@@ -451,6 +468,7 @@ __all__ = [
     "InvalidReplicationFactorError",
     "InvalidRequestError",
     "InvalidRequiredAcksError",
+    "InvalidTimestampError",
     "InvalidTopicError",
     "InvalidUpdateVersionError",
     "KafkaConfigurationError",
