@@ -34,6 +34,7 @@ _EPOCH = struct.Struct(">i")
 
 # attributes bits
 COMPRESSION_MASK = 0x07
+TIMESTAMP_TYPE_BIT = 0x08  # set: LogAppendTime (only a broker may set it)
 TRANSACTIONAL_BIT = 0x10
 CONTROL_BIT = 0x20
 

@@ -395,7 +395,11 @@ class ReplicaManager:
             raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be -1 (all), 0 or 1, not {acks}")
         p = self.partition(topic, partition)
         p.require_leader()
-        batches = validate_produce(records, p.config.max_message_bytes)
+        batches = validate_produce(
+            records, p.config.max_message_bytes,
+            timestamp_before_max_ms=p.config.message_timestamp_before_max_ms,
+            timestamp_after_max_ms=p.config.message_timestamp_after_max_ms,
+        )
         result: AppendResult = await p.append_as_leader(batches, acks)
         if acks == -1:
             timeout_s = (timeout_ms or self.config.produce_timeout_ms) / 1000
