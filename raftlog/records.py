@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from aiokafka.record.util import calc_crc32c
 
+from raftlog.compression import decompress
 from raftlog.errors import ErrorCode, KafkaError
 
 HEADER_SIZE = 61
@@ -153,6 +154,25 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes | None], ...]
+
+
+def crc_ok(batch: bytes | bytearray | memoryview, header: BatchHeader) -> bool:
+    """Whether the batch's CRC-32C (attributes to the end) matches its header."""
+    return bool(calc_crc32c(bytes(memoryview(batch)[_CRC_START:])) == header.crc)
+
+
+def plain_batch(header: BatchHeader, batch: memoryview, limit: int) -> bytes | memoryview:
+    """The batch with its records uncompressed (decompressed within ``limit`` bytes),
+    for reading with aiokafka's ``DefaultRecordBatch`` — never for storing: the codec
+    bits are cleared, so its CRC no longer matches. Raises
+    :class:`raftlog.compression.CorruptPayload` or ``DecompressedTooLarge``."""
+    codec = header.compression
+    if codec == 0:
+        return batch  # read in place
+    inner = decompress(codec, batch[HEADER_SIZE:], limit)
+    head = bytearray(batch[:HEADER_SIZE])
+    head[22] &= 0xFF ^ COMPRESSION_MASK  # low byte of the attributes
+    return bytes(head) + inner
 
 
 def read_records(batch: bytes | bytearray | memoryview) -> list[Record]:

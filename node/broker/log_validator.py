@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from aiokafka.errors import CorruptRecordException
 from aiokafka.record.default_records import DefaultRecordBatch
 
-from raftlog.compression import CODEC_NAMES, CorruptPayload, DecompressedTooLarge, decompress
+from raftlog.compression import CODEC_NAMES, CorruptPayload, DecompressedTooLarge
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.records import (
     CONTROL_BIT,
-    HEADER_SIZE,
     TIMESTAMP_TYPE_BIT,
     TRANSACTIONAL_BIT,
     BatchHeader,
+    plain_batch,
     split_batches,
     validate_batch,
 )
@@ -88,22 +88,13 @@ def validate_records(header: BatchHeader, batch: memoryview, max_records_bytes: 
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"unknown compression codec {codec}")
     if header.attributes & TIMESTAMP_TYPE_BIT:
         raise KafkaError(ErrorCode.INVALID_RECORD, "producers may not send LogAppendTime batches")
-    plain: bytes | memoryview
-    if codec == 0:
-        plain = batch  # uncompressed fast path: the C iterator reads the request in place
-    else:
-        try:
-            inner = decompress(codec, batch[HEADER_SIZE:], max_records_bytes)
-        except DecompressedTooLarge as exc:
-            raise KafkaError(ErrorCode.INVALID_RECORD,
-                             f"{CODEC_NAMES[codec]} batch {exc} (max.message.bytes={max_records_bytes})") from exc
-        except CorruptPayload as exc:
-            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
-        # The same header with the codec bits cleared, then the records: only read here,
-        # never stored (its CRC no longer matches).
-        head = bytearray(batch[:HEADER_SIZE])
-        head[22] &= 0xF8
-        plain = bytes(head) + inner
+    try:
+        plain = plain_batch(header, batch, max_records_bytes)
+    except DecompressedTooLarge as exc:
+        raise KafkaError(ErrorCode.INVALID_RECORD,
+                         f"{CODEC_NAMES[codec]} batch {exc} (max.message.bytes={max_records_bytes})") from exc
+    except CorruptPayload as exc:
+        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
     expected = 0
     low, top = header.base_timestamp, -1 << 63
     base_offset = header.base_offset

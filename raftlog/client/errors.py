@@ -86,10 +86,21 @@ class OffsetOutOfRangeError(BrokerResponseError):
 
 
 class CorruptRecordError(BrokerResponseError):
-    """CORRUPT_MESSAGE (2): a batch failed its CRC or header checks."""
+    """CORRUPT_MESSAGE (2): a batch failed its CRC or header checks, or its records do
+    not decode (Kafka's CorruptRecordException).
+
+    Raised by a consumer, it names where: ``topic``, ``partition`` and ``offset`` (the
+    first offset of the bad batch the consumer has not returned; the position stays
+    there until a seek). All three are None when a broker answered with the error.
+    """
 
     code = ErrorCode.CORRUPT_MESSAGE
     retriable = _retriable(code)
+
+    def __init__(self, message: str = "", *, leader_id: int = 0, leader_address: str = "",
+                 topic: str | None = None, partition: int | None = None, offset: int | None = None) -> None:
+        super().__init__(message, leader_id=leader_id, leader_address=leader_address)
+        self.topic, self.partition, self.offset = topic, partition, offset
 
 
 class UnknownTopicOrPartitionError(BrokerResponseError):
