@@ -34,6 +34,7 @@ from raftlog.client.connection import ConnectionPool
 from raftlog.client.errors import (
     BrokerResponseError,
     CorruptRecordError,
+    InconsistentTopicIdError,
     KafkaException,
     OffsetOutOfRangeError,
 )
@@ -80,6 +81,7 @@ class PartitionState:
     buffered_bytes: int = 0
     records: deque[ConsumerRecord] = field(default_factory=deque)
     error: KafkaException | None = None
+    topic_id: str = ""  # the topic id first seen for this assignment ("": not yet)
     high_watermark: int = -1
     task: asyncio.Task[None] | None = None
     room: asyncio.Event = field(default_factory=asyncio.Event)
@@ -278,10 +280,12 @@ class Fetcher:
                     attempts += 1
                     await asyncio.sleep(self._backoff(attempts))
                     continue
+                if not self._same_topic(st):
+                    return
                 request = broker_pb2.FetchRequest(
                     topic=tp.topic, partition=tp.partition, offset=st.fetch_offset,
                     max_bytes=self.config.max_partition_fetch_bytes, max_wait_ms=self.config.fetch_max_wait_ms,
-                    min_bytes=self.config.fetch_min_bytes, current_leader_epoch=leader[2],
+                    min_bytes=self.config.fetch_min_bytes, current_leader_epoch=leader[2], topic_id=st.topic_id,
                 )
                 response = await self.pool.call(leader[1], "broker", "Fetch", request,
                                                 wait_s + self.config.request_timeout_ms / 1000)
@@ -322,6 +326,24 @@ class Fetcher:
                 if next_offset > st.fetch_offset:
                     self._push(st, Chunk(generation, st.fetch_offset, data))
                     st.fetch_offset = next_offset
+
+    def _same_topic(self, st: PartitionState) -> bool:
+        """Whether the topic is still the one this assignment started reading: a topic
+        deleted and re-created under the same name has a new id (KIP-516), and reading on
+        would silently mix two topics' offsets. On a change: a sticky
+        InconsistentTopicIdError (assign the partition afresh to read the new topic)."""
+        meta = self.metadata.cluster.topics.get(st.tp.topic)
+        if meta is None or not meta.topic_id or meta.error_code:
+            return True
+        if not st.topic_id:
+            st.topic_id = meta.topic_id
+        elif meta.topic_id != st.topic_id:
+            self._set_error(st, InconsistentTopicIdError(
+                f"{st.tp.topic}-{st.tp.partition}: topic {st.tp.topic!r} was deleted and re-created"
+                f" (id {st.topic_id} is now {meta.topic_id}); position {st.position}",
+            ))
+            return False
+        return True
 
     async def _out_of_range(self, st: PartitionState, error: OffsetOutOfRangeError) -> None:
         """Reset as ``auto_offset_reset`` says — unless the offset is in range after
