@@ -9,6 +9,7 @@ run as the `raftlog` program: importing ``raftlog.cli`` as a library changes not
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -17,7 +18,9 @@ from types import FrameType
 
 
 def _exit_quietly(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+    # Not SystemExit: raised inside a C extension's module init (grpc's Cython one)
+    # it turns into an ImportError traceback. Nothing needs cleaning up yet.
+    os._exit(128 + signum)
 
 
 def _running_as_program() -> bool:
