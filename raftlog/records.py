@@ -1,9 +1,9 @@
 """Kafka RecordBatch v2 (magic 2) on the wire and on disk.
 
-The producer builds batches (with aiokafka's C-accelerated builder); the leader only
-checks the header and CRC-32C, then stamps the base offset and partition leader
-epoch — both outside the CRC, as in Kafka — and stores the very same bytes.
-Records inside a batch are never decoded or re-encoded on the broker.
+The producer builds batches (with aiokafka's C-accelerated builder); the leader checks
+the header and CRC-32C and reads every record (``node/broker/log_validator.py``), then
+stamps the base offset and partition leader epoch — both outside the CRC, as in Kafka
+— and stores the very same bytes. Records are never re-encoded on the broker.
 
 Header layout (big endian, 61 bytes before the records):
   0 baseOffset int64 | 8 batchLength int32 | 12 partitionLeaderEpoch int32 |
@@ -176,7 +176,7 @@ def plain_batch(header: BatchHeader, batch: memoryview, limit: int) -> bytes | m
 
 
 def read_records(batch: bytes | bytearray | memoryview) -> list[Record]:
-    """Decode the records of one batch (clients and tests; the broker never does)."""
+    """Decode the records of one batch (tests and tools; unbounded: trusted batches only)."""
     decoded = DefaultRecordBatch(bytes(batch))
     return [
         Record(r.offset, r.timestamp, r.key, r.value, tuple((k, v) for k, v in r.headers))
