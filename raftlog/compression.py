@@ -22,7 +22,6 @@ import cramjam
 NONE, GZIP, SNAPPY, LZ4, ZSTD = 0, 1, 2, 3, 4
 CODEC_NAMES = {NONE: "none", GZIP: "gzip", SNAPPY: "snappy", LZ4: "lz4", ZSTD: "zstd"}
 
-_GZIP_CHUNK = 64 * 1024  # input fed to zlib per step
 _XERIAL_HEADER = b"\x82SNAPPY\x00"
 _LZ4_MAGIC = 0x184D2204
 _LZ4_BLOCK_MAX = {4: 64 << 10, 5: 256 << 10, 6: 1 << 20, 7: 4 << 20}
@@ -44,6 +43,8 @@ def decompress(codec: int, payload: bytes | memoryview, limit: int) -> bytes:
     Raises DecompressedTooLarge as soon as the output would pass ``limit`` (without
     producing the rest), CorruptPayload for an unknown codec or a bad stream."""
     data = memoryview(payload)
+    if codec in CODEC_NAMES and codec != NONE and not data:
+        raise CorruptPayload(f"empty {CODEC_NAMES[codec]} payload")
     try:
         if codec == GZIP:
             return _gzip(data, limit)
@@ -66,21 +67,14 @@ def _too_large(limit: int) -> DecompressedTooLarge:
 
 def _gzip(data: memoryview, limit: int) -> bytes:
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = bytearray()
-    pos = 0
-    while not d.eof:
-        if d.unconsumed_tail:
-            chunk = d.unconsumed_tail
-        elif pos < len(data):
-            chunk = bytes(data[pos:pos + _GZIP_CHUNK])
-            pos += _GZIP_CHUNK
-        else:
-            raise CorruptPayload("gzip stream is truncated")
-        # max_length: zlib stops producing output one byte past the limit.
-        out += d.decompress(chunk, limit + 1 - len(out))
-        if len(out) > limit:
-            raise _too_large(limit)
-    return bytes(out)
+    # max_length: zlib stops producing output one byte past the limit (the rest of
+    # the input stays in unconsumed_tail, never inflated).
+    out = d.decompress(data, limit + 1)
+    if len(out) > limit:
+        raise _too_large(limit)
+    if not d.eof:
+        raise CorruptPayload("gzip stream is truncated")
+    return out
 
 
 def _varint32(data: memoryview, pos: int = 0) -> int:
