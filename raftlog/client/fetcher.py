@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 from aiokafka.errors import CorruptRecordException
 from aiokafka.record.default_records import DefaultRecordBatch
-from aiokafka.record.memory_records import MemoryRecords
 
 from raftlog.client.logs import get_logger
 from raftlog.compression import CorruptPayload, DecompressedTooLarge
@@ -218,14 +217,14 @@ class Fetcher:
             )
         except BrokerResponseError:
             return offset, found_ts
-        records = MemoryRecords(response.records)
-        while records.has_next():
-            batch = records.next_batch()
-            if batch is None:
-                break
-            for r in batch:
-                if r.offset >= offset and r.timestamp >= timestamp:
-                    return r.offset, r.timestamp
+        try:
+            for header, view in _batches(tp, response.records, offset):
+                for r in DefaultRecordBatch(plain_batch(header, view, self._max_batch_bytes)):
+                    if r.offset >= offset and r.timestamp >= timestamp:
+                        return r.offset, r.timestamp
+        except (KafkaException, CorruptPayload, DecompressedTooLarge, CorruptRecordException, ValueError,
+                IndexError):
+            pass  # a batch that does not decode: the broker's answer (its first offset) stands
         return offset, found_ts
 
     def _backoff(self, attempts: int) -> float:
