@@ -12,7 +12,7 @@ import click
 
 from raftlog.cli.common import bootstrap_option, bootstrap_servers, fail
 from raftlog.client import Consumer, Producer, TopicPartition
-from raftlog.client.errors import KafkaException
+from raftlog.client.errors import KafkaException, UnknownTopicOrPartitionError
 from raftlog.errors import KafkaError
 
 
@@ -91,6 +91,12 @@ def consume(topic: str, bootstrap_server: str | None, from_beginning: bool, part
         return
     printed = 0
     try:
+        # Kafka's consumer waits forever for a topic that does not exist; the console
+        # tool says so and exits instead (UNKNOWN_TOPIC_OR_PARTITION).
+        partitions = consumer.partitions_for_topic(topic)
+        if partition is not None and partition not in partitions:
+            raise UnknownTopicOrPartitionError(
+                f"topic {topic!r} has no partition {partition} (it has {len(partitions)})")
         if partition is None:
             consumer.subscribe([topic])
         else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from raftlog.cli import loaded
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="raftlog")
@@ -25,3 +27,4 @@ def _register() -> None:
 
 
 _register()
+loaded()  # Ctrl-C from here on: each command's own handling (see raftlog.cli)

@@ -1,9 +1,9 @@
 """Kafka RecordBatch v2 (magic 2) on the wire and on disk.
 
-The producer builds batches (with aiokafka's C-accelerated builder); the leader only
-checks the header and CRC-32C, then stamps the base offset and partition leader
-epoch — both outside the CRC, as in Kafka — and stores the very same bytes.
-Records inside a batch are never decoded or re-encoded on the broker.
+The producer builds batches (with aiokafka's C-accelerated builder); the leader checks
+the header and CRC-32C and reads every record (``node/broker/log_validator.py``), then
+stamps the base offset and partition leader epoch — both outside the CRC, as in Kafka
+— and stores the very same bytes. Records are never re-encoded on the broker.
 
 Header layout (big endian, 61 bytes before the records):
   0 baseOffset int64 | 8 batchLength int32 | 12 partitionLeaderEpoch int32 |
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from aiokafka.record.util import calc_crc32c
 
+from raftlog.compression import decompress
 from raftlog.errors import ErrorCode, KafkaError
 
 HEADER_SIZE = 61
@@ -34,6 +35,7 @@ _EPOCH = struct.Struct(">i")
 
 # attributes bits
 COMPRESSION_MASK = 0x07
+TIMESTAMP_TYPE_BIT = 0x08  # set: LogAppendTime (only a broker may set it)
 TRANSACTIONAL_BIT = 0x10
 CONTROL_BIT = 0x20
 
@@ -154,8 +156,27 @@ class Record:
     headers: tuple[tuple[str, bytes | None], ...]
 
 
+def crc_ok(batch: bytes | bytearray | memoryview, header: BatchHeader) -> bool:
+    """Whether the batch's CRC-32C (attributes to the end) matches its header."""
+    return bool(calc_crc32c(bytes(memoryview(batch)[_CRC_START:])) == header.crc)
+
+
+def plain_batch(header: BatchHeader, batch: memoryview, limit: int) -> bytes | memoryview:
+    """The batch with its records uncompressed (decompressed within ``limit`` bytes),
+    for reading with aiokafka's ``DefaultRecordBatch`` — never for storing: the codec
+    bits are cleared, so its CRC no longer matches. Raises
+    :class:`raftlog.compression.CorruptPayload` or ``DecompressedTooLarge``."""
+    codec = header.compression
+    if codec == 0:
+        return batch  # read in place
+    inner = decompress(codec, batch[HEADER_SIZE:], limit)
+    head = bytearray(batch[:HEADER_SIZE])
+    head[22] &= 0xFF ^ COMPRESSION_MASK  # low byte of the attributes
+    return bytes(head) + inner
+
+
 def read_records(batch: bytes | bytearray | memoryview) -> list[Record]:
-    """Decode the records of one batch (clients and tests; the broker never does)."""
+    """Decode the records of one batch (tests and tools; unbounded: trusted batches only)."""
     decoded = DefaultRecordBatch(bytes(batch))
     return [
         Record(r.offset, r.timestamp, r.key, r.value, tuple((k, v) for k, v in r.headers))

@@ -35,6 +35,13 @@ def _cleanup_policy(value: str) -> str:
     return value
 
 
+# KIP-937 (Kafka 3.6) bounds of a record's CreateTime around the broker's clock; Kafka 4.0
+# defaults after.max.ms to one hour (KIP-1030) — a far-future timestamp would otherwise
+# hold time-based retention off for good.
+DEFAULT_TIMESTAMP_BEFORE_MAX_MS = 9223372036854775807
+DEFAULT_TIMESTAMP_AFTER_MAX_MS = 3600000
+
+
 @dataclass(frozen=True, slots=True)
 class ConfigDef:
     name: str
@@ -50,6 +57,14 @@ CONFIG_DEFS: Mapping[str, ConfigDef] = {
         ConfigDef("retention.ms", "604800000", _int_at_least(-1), "Delete batches older than this; -1: never."),
         ConfigDef("retention.bytes", "-1", _int_at_least(-1), "Keep at most this many bytes per partition; -1: no limit."),
         ConfigDef("max.message.bytes", "1048588", _int_at_least(0), "Largest record batch a partition accepts."),
+        ConfigDef(
+            "message.timestamp.before.max.ms", str(DEFAULT_TIMESTAMP_BEFORE_MAX_MS), _int_at_least(0),
+            "Refuse (INVALID_TIMESTAMP) records whose timestamp is older than this before the broker's clock.",
+        ),
+        ConfigDef(
+            "message.timestamp.after.max.ms", str(DEFAULT_TIMESTAMP_AFTER_MAX_MS), _int_at_least(0),
+            "Refuse (INVALID_TIMESTAMP) records whose timestamp is further than this ahead of the broker's clock.",
+        ),
         ConfigDef("min.insync.replicas", "1", _int_at_least(1), "ISR size acks=all needs to succeed."),
         ConfigDef(
             "unclean.leader.election.enable", "false", _bool,
@@ -84,6 +99,8 @@ class TopicConfig:
     max_message_bytes: int
     min_insync_replicas: int
     unclean_leader_election_enable: bool
+    message_timestamp_before_max_ms: int = DEFAULT_TIMESTAMP_BEFORE_MAX_MS
+    message_timestamp_after_max_ms: int = DEFAULT_TIMESTAMP_AFTER_MAX_MS
 
     @classmethod
     def of(cls, configs: Mapping[str, str]) -> TopicConfig:
@@ -95,6 +112,8 @@ class TopicConfig:
             max_message_bytes=int(merged["max.message.bytes"]),
             min_insync_replicas=int(merged["min.insync.replicas"]),
             unclean_leader_election_enable=_bool(merged["unclean.leader.election.enable"]),
+            message_timestamp_before_max_ms=int(merged["message.timestamp.before.max.ms"]),
+            message_timestamp_after_max_ms=int(merged["message.timestamp.after.max.ms"]),
         )
 
 

@@ -388,7 +388,11 @@ class ReplicaManager:
             raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be -1 (all), 0 or 1, not {acks}")
         p = self.partition(topic, partition)
         p.require_leader()
-        batches = validate_produce(records, p.config.max_message_bytes)
+        batches = validate_produce(
+            records, p.config.max_message_bytes,
+            timestamp_before_max_ms=p.config.message_timestamp_before_max_ms,
+            timestamp_after_max_ms=p.config.message_timestamp_after_max_ms,
+        )
         result: AppendResult = await p.append_as_leader(batches, acks)
         if acks == -1:
             timeout_s = (timeout_ms or self.config.produce_timeout_ms) / 1000
@@ -399,10 +403,15 @@ class ReplicaManager:
         return ProduceResult(result.base_offset, result.batch_base_offsets, p.log_start_offset)
 
     async def fetch(self, topic: str, partition: int, offset: int, max_bytes: int, max_wait_ms: int,
-                    min_bytes: int, current_leader_epoch: int) -> FetchResult:
+                    min_bytes: int, current_leader_epoch: int, topic_id: str = "") -> FetchResult:
         """Consumer fetch from the leader: whole batches below the HW, long-polling up
-        to ``max_wait_ms`` until at least ``max(min_bytes, 1)`` bytes are there."""
+        to ``max_wait_ms`` until at least ``max(min_bytes, 1)`` bytes are there.
+        ``topic_id`` (when set): the id the client reads; INCONSISTENT_TOPIC_ID when the
+        topic was re-created under the same name since."""
         p = self.partition(topic, partition)
+        if topic_id and topic_id != p.topic_id:
+            raise KafkaError(ErrorCode.INCONSISTENT_TOPIC_ID,
+                             f"topic {topic!r} now has id {p.topic_id}, not {topic_id} (deleted and re-created)")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(max_wait_ms, self.config.fetch_max_wait_cap_ms) / 1000
         max_bytes = min(max_bytes or self.config.fetch_default_max_bytes, self.config.fetch_max_bytes)

@@ -133,7 +133,7 @@ class ConsumerConfig(CommonConfig):
     max_partition_fetch_bytes: int = 1_048_576
     max_poll_records: int = 500
     consumer_timeout_ms: float = float("inf")
-    check_crcs: bool = False
+    check_crcs: bool = True  # Kafka's check.crcs: verify every fetched batch's CRC-32C
     key_deserializer: Any = None
     value_deserializer: Any = None
     enable_auto_commit: bool = False

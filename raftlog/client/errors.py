@@ -86,10 +86,21 @@ class OffsetOutOfRangeError(BrokerResponseError):
 
 
 class CorruptRecordError(BrokerResponseError):
-    """CORRUPT_MESSAGE (2): a batch failed its CRC or header checks."""
+    """CORRUPT_MESSAGE (2): a batch failed its CRC or header checks, or its records do
+    not decode (Kafka's CorruptRecordException).
+
+    Raised by a consumer, it names where: ``topic``, ``partition`` and ``offset`` (the
+    first offset of the bad batch the consumer has not returned; the position stays
+    there until a seek). All three are None when a broker answered with the error.
+    """
 
     code = ErrorCode.CORRUPT_MESSAGE
     retriable = _retriable(code)
+
+    def __init__(self, message: str = "", *, leader_id: int = 0, leader_address: str = "",
+                 topic: str | None = None, partition: int | None = None, offset: int | None = None) -> None:
+        super().__init__(message, leader_id=leader_id, leader_address=leader_address)
+        self.topic, self.partition, self.offset = topic, partition, offset
 
 
 class UnknownTopicOrPartitionError(BrokerResponseError):
@@ -188,6 +199,14 @@ class InvalidRequiredAcksError(BrokerResponseError):
     """INVALID_REQUIRED_ACKS (21)."""
 
     code = ErrorCode.INVALID_REQUIRED_ACKS
+    retriable = _retriable(code)
+
+
+class InvalidTimestampError(BrokerResponseError):
+    """INVALID_TIMESTAMP (32): a record timestamp is outside the topic's
+    ``message.timestamp.before.max.ms``/``message.timestamp.after.max.ms`` window."""
+
+    code = ErrorCode.INVALID_TIMESTAMP
     retriable = _retriable(code)
 
 
@@ -332,6 +351,14 @@ class UnknownTopicIdError(BrokerResponseError):
     retriable = _retriable(code)
 
 
+class InconsistentTopicIdError(BrokerResponseError):
+    """INCONSISTENT_TOPIC_ID (103): the topic was deleted and re-created under the same
+    name (its topic id changed) since this client started reading it."""
+
+    code = ErrorCode.INCONSISTENT_TOPIC_ID
+    retriable = _retriable(code)
+
+
 class InconsistentClusterIdError(BrokerResponseError):
     """INCONSISTENT_CLUSTER_ID (104)."""
 
@@ -441,6 +468,7 @@ __all__ = [
     "FencedLeaderEpochError",
     "IllegalStateError",
     "InconsistentClusterIdError",
+    "InconsistentTopicIdError",
     "InconsistentVoterSetError",
     "IneligibleReplicaError",
     "InvalidConfigurationError",
@@ -451,6 +479,7 @@ __all__ = [
     "InvalidReplicationFactorError",
     "InvalidRequestError",
     "InvalidRequiredAcksError",
+    "InvalidTimestampError",
     "InvalidTopicError",
     "InvalidUpdateVersionError",
     "KafkaConfigurationError",

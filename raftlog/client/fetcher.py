@@ -20,24 +20,28 @@ import asyncio
 import random
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.errors import CorruptRecordException
+from aiokafka.record.default_records import DefaultRecordBatch
 
 from raftlog.client.logs import get_logger
+from raftlog.compression import CorruptPayload, DecompressedTooLarge
 from raftlog.client.config import ConsumerConfig
 from raftlog.client.connection import ConnectionPool
 from raftlog.client.errors import (
     BrokerResponseError,
     CorruptRecordError,
+    InconsistentTopicIdError,
     KafkaException,
     OffsetOutOfRangeError,
 )
 from raftlog.client.metadata import MetadataManager
 from raftlog.client.serializers import BytesDeserializer, deserialize
 from raftlog.client.types import ConsumerRecord, TopicPartition
-from raftlog.errors import ErrorCode
-from raftlog.records import read_header
+from raftlog.errors import ErrorCode, KafkaError
+from raftlog.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, crc_ok, plain_batch, read_header
 from raftlog.v1 import broker_pb2
 
 logger = get_logger("raftlog.client.consumer")
@@ -76,6 +80,7 @@ class PartitionState:
     buffered_bytes: int = 0
     records: deque[ConsumerRecord] = field(default_factory=deque)
     error: KafkaException | None = None
+    topic_id: str = ""  # the topic id first seen for this assignment ("": not yet)
     high_watermark: int = -1
     task: asyncio.Task[None] | None = None
     room: asyncio.Event = field(default_factory=asyncio.Event)
@@ -95,6 +100,8 @@ class Fetcher:
         self._order: list[TopicPartition] = []
         self._next = 0
         self.buffer_limit = max(2 * config.max_partition_fetch_bytes, 1 << 16)
+        # A compressed batch may decompress to at most this (decompression bombs).
+        self._max_batch_bytes = max(config.fetch_max_bytes, 1 << 20)
         # Bytes in, bytes out: records are built final at decode time (no second pass).
         self._raw = type(config.key_de) is BytesDeserializer and type(config.value_de) is BytesDeserializer
 
@@ -210,14 +217,14 @@ class Fetcher:
             )
         except BrokerResponseError:
             return offset, found_ts
-        records = MemoryRecords(response.records)
-        while records.has_next():
-            batch = records.next_batch()
-            if batch is None:
-                break
-            for r in batch:
-                if r.offset >= offset and r.timestamp >= timestamp:
-                    return r.offset, r.timestamp
+        try:
+            for header, view in _batches(tp, response.records, offset):
+                for r in DefaultRecordBatch(plain_batch(header, view, self._max_batch_bytes)):
+                    if r.offset >= offset and r.timestamp >= timestamp:
+                        return r.offset, r.timestamp
+        except (KafkaException, CorruptPayload, DecompressedTooLarge, CorruptRecordException, ValueError,
+                IndexError):
+            pass  # a batch that does not decode: the broker's answer (its first offset) stands
         return offset, found_ts
 
     def _backoff(self, attempts: int) -> float:
@@ -272,10 +279,12 @@ class Fetcher:
                     attempts += 1
                     await asyncio.sleep(self._backoff(attempts))
                     continue
+                if not self._same_topic(st):
+                    return
                 request = broker_pb2.FetchRequest(
                     topic=tp.topic, partition=tp.partition, offset=st.fetch_offset,
                     max_bytes=self.config.max_partition_fetch_bytes, max_wait_ms=self.config.fetch_max_wait_ms,
-                    min_bytes=self.config.fetch_min_bytes, current_leader_epoch=leader[2],
+                    min_bytes=self.config.fetch_min_bytes, current_leader_epoch=leader[2], topic_id=st.topic_id,
                 )
                 response = await self.pool.call(leader[1], "broker", "Fetch", request,
                                                 wait_s + self.config.request_timeout_ms / 1000)
@@ -307,13 +316,33 @@ class Fetcher:
             if data:
                 try:
                     next_offset = _next_offset(data)
-                except KafkaException as exc:
-                    self._set_error(st, exc)
-                    await asyncio.sleep(self._backoff(3))
-                    continue
+                except KafkaError:
+                    # A header that does not parse: hand the data to poll, which returns
+                    # the good batches before it and then raises CorruptRecordError;
+                    # fetching resumes after a seek.
+                    self._push(st, Chunk(generation, st.fetch_offset, data))
+                    return
                 if next_offset > st.fetch_offset:
                     self._push(st, Chunk(generation, st.fetch_offset, data))
                     st.fetch_offset = next_offset
+
+    def _same_topic(self, st: PartitionState) -> bool:
+        """Whether the topic is still the one this assignment started reading: a topic
+        deleted and re-created under the same name has a new id (KIP-516), and reading on
+        would silently mix two topics' offsets. On a change: a sticky
+        InconsistentTopicIdError (assign the partition afresh to read the new topic)."""
+        meta = self.metadata.cluster.topics.get(st.tp.topic)
+        if meta is None or not meta.topic_id or meta.error_code:
+            return True
+        if not st.topic_id:
+            st.topic_id = meta.topic_id
+        elif meta.topic_id != st.topic_id:
+            self._set_error(st, InconsistentTopicIdError(
+                f"{st.tp.topic}-{st.tp.partition}: topic {st.tp.topic!r} was deleted and re-created"
+                f" (id {st.topic_id} is now {meta.topic_id}); position {st.position}",
+            ))
+            return False
+        return True
 
     async def _out_of_range(self, st: PartitionState, error: OffsetOutOfRangeError) -> None:
         """Reset as ``auto_offset_reset`` says — unless the offset is in range after
@@ -363,11 +392,14 @@ class Fetcher:
             st = self.states.get(order[(start + i) % count])
             if st is None or st.paused:
                 continue
-            if st.error is not None:
+            self._take(st, out, max_records)
+            if st.error is not None and len(out) < max_records:
+                # Raised once every record before it has been returned (by this call or
+                # an earlier one): _take stops only at the error or a full ``out``.
+                # Sticky until a seek.
                 if out:
                     break
                 raise st.error
-            self._take(st, out, max_records)
         self._next = start + 1
         if not self.has_data():
             self.data_ready.clear()
@@ -376,7 +408,7 @@ class Fetcher:
     def _take(self, st: PartitionState, out: list[ConsumerRecord], max_records: int) -> None:
         while len(out) < max_records:
             if not st.records:
-                if not st.chunks:
+                if not st.chunks or st.error is not None:
                     return
                 chunk = st.chunks.popleft()
                 st.buffered_bytes -= len(chunk.data)
@@ -389,8 +421,7 @@ class Fetcher:
                 try:
                     self._decode(st, chunk)
                 except KafkaException as exc:
-                    st.error = exc
-                    return
+                    st.error = exc  # the records of the batches before it are still taken
                 continue
             record = st.records[0]
             if st.position is not None and record.offset < st.position:
@@ -405,31 +436,41 @@ class Fetcher:
             st.position = record.offset + 1
 
     def _decode(self, st: PartitionState, chunk: Chunk) -> None:
+        """Decode a chunk's batches into ``st.records``, batch by batch: a batch that
+        fails its CRC (``check_crcs``) or does not decode adds none of its records and
+        raises CorruptRecordError naming its offset — after every good batch before it
+        went into ``st.records``."""
         tp = st.tp
         position = st.position if st.position is not None else chunk.start
-        records = MemoryRecords(chunk.data)
         check = self.config.check_crcs
-        append = st.records.append
-        while records.has_next():
-            batch = records.next_batch()
-            if batch is None:
-                break
-            if check and not batch.validate_crc():
-                raise CorruptRecordError(f"{tp.topic}-{tp.partition}: batch at offset {batch.base_offset} fails its CRC")
-            if batch.is_control_batch or batch.next_offset <= position:
+        append = st.records.extend
+        topic, partition, raw = tp.topic, tp.partition, self._raw
+        for header, view in _batches(tp, chunk.data, position):
+            if header.next_offset <= position:
                 continue
-            ts_type = batch.timestamp_type
-            topic, partition, raw = tp.topic, tp.partition, self._raw
-            for r in batch:
-                if r.offset < position:
-                    continue
-                if raw:
-                    key, value = r.key, r.value
-                    append(ConsumerRecord(topic, partition, r.offset, key, value, r.headers, r.timestamp, ts_type,
-                                          -1 if key is None else len(key), -1 if value is None else len(value)))
-                else:
-                    append(ConsumerRecord(topic, partition, r.offset, r.key, r.value, r.headers, r.timestamp,
-                                          ts_type))
+            bad_offset = max(header.base_offset, position)
+            if check and not crc_ok(view, header):
+                raise _corrupt(tp, bad_offset, f"CRC {header.crc:#010x} does not match its contents")
+            if header.is_control:
+                continue
+            try:
+                batch = DefaultRecordBatch(plain_batch(header, view, self._max_batch_bytes))
+                ts_type = batch.timestamp_type
+                decoded: list[ConsumerRecord] = []
+                add = decoded.append
+                for r in batch:
+                    if r.offset < position:
+                        continue
+                    if raw:
+                        key, value = r.key, r.value
+                        add(ConsumerRecord(topic, partition, r.offset, key, value, r.headers, r.timestamp, ts_type,
+                                           -1 if key is None else len(key), -1 if value is None else len(value)))
+                    else:
+                        add(ConsumerRecord(topic, partition, r.offset, r.key, r.value, r.headers, r.timestamp,
+                                           ts_type))
+            except (CorruptPayload, DecompressedTooLarge, CorruptRecordException, ValueError, IndexError) as exc:
+                raise _corrupt(tp, bad_offset, f"records do not decode: {exc}") from exc
+            append(decoded)
 
     def _deserialize(self, raw: ConsumerRecord) -> ConsumerRecord:
         key_de, value_de = self.config.key_de, self.config.value_de
@@ -441,6 +482,31 @@ class Fetcher:
             raw.headers, raw.timestamp, raw.timestamp_type,
             -1 if key is None else len(key), -1 if value is None else len(value),
         )
+
+
+def _corrupt(tp: TopicPartition, offset: int, why: str) -> CorruptRecordError:
+    return CorruptRecordError(f"{tp.topic}-{tp.partition}: batch at offset {offset} is corrupt: {why}",
+                              topic=tp.topic, partition=tp.partition, offset=offset)
+
+
+def _batches(tp: TopicPartition, data: bytes, position: int) -> Iterator[tuple[BatchHeader, memoryview]]:
+    """The batches of a fetch answer; a header that does not parse is a corrupt batch
+    at the offset the consumer is at."""
+    view = memoryview(data)
+    pos = 0
+    while pos < len(view):
+        try:
+            header = read_header(view, pos)
+        except KafkaError as exc:
+            raise _corrupt(tp, position, exc.info.message) from exc
+        end = pos + header.size
+        if end > len(view) or header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
+            if pos == 0:
+                raise _corrupt(tp, max(header.base_offset, position), "batch runs past the fetched data")
+            return  # a fetch may end with a partial batch
+        yield header, view[pos:end]
+        position = max(position, header.next_offset)
+        pos = end
 
 
 def _next_offset(data: bytes) -> int:

@@ -121,7 +121,7 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         try:
             result = await self.replicas.fetch(
                 request.topic, request.partition, request.offset, request.max_bytes, max_wait_ms,
-                request.min_bytes, request.current_leader_epoch,
+                request.min_bytes, request.current_leader_epoch, request.topic_id,
             )
         except KafkaError as exc:
             raise self._on_listener(exc) from None

@@ -32,9 +32,10 @@ from raftlog.node.broker.partition.state import (
     Role,
     Transition,
 )
+from raftlog.node.broker.log_validator import ValidatedBatch, validate_produce
 from raftlog.node.broker.producer_state import BatchMetadata, ProducerStateManager
 from raftlog.node.metadata.image import NO_LEADER, PartitionRegistration
-from raftlog.records import CONTROL_BIT, TRANSACTIONAL_BIT, BatchHeader, split_batches, stamp, validate_batch
+from raftlog.records import BatchHeader, split_batches, stamp, validate_batch
 from raftlog.storage.partition_log import EpochEntry, FetchedData
 from raftlog.topic_config import TopicConfig
 
@@ -87,32 +88,6 @@ class _ProduceWaiter:
     required_hw: int
     future: asyncio.Future[None]
     min_isr: int = 1
-
-
-@dataclass(slots=True)
-class ValidatedBatch:
-    header: BatchHeader
-    data: memoryview
-
-
-def validate_produce(records: bytes, max_message_bytes: int) -> list[ValidatedBatch]:
-    """Header and CRC checks a leader makes before anything is written."""
-    if not records:
-        raise KafkaError(ErrorCode.INVALID_RECORD, "produce request carries no record batch")
-    out: list[ValidatedBatch] = []
-    for header, view in split_batches(records):
-        validate_batch(view, max_message_bytes)
-        if header.attributes & CONTROL_BIT:
-            raise KafkaError(ErrorCode.INVALID_RECORD, "clients may not write control batches")
-        if header.attributes & TRANSACTIONAL_BIT:
-            raise KafkaError(ErrorCode.INVALID_RECORD, "transactional batches are not supported")
-        if header.is_idempotent and (header.producer_epoch < 0 or header.base_sequence < 0):
-            raise KafkaError(
-                ErrorCode.INVALID_RECORD,
-                f"idempotent batch of producer {header.producer_id} needs an epoch and a base sequence",
-            )
-        out.append(ValidatedBatch(header, view))
-    return out
 
 
 class Partition:
