@@ -8,6 +8,7 @@ import pytest
 
 from raftlog.errors import ErrorCode
 from raftlog.node.broker.partition import Partition
+from raftlog.node.broker.partition.state import WAIT_FOR_METADATA_RESEND_MS
 from raftlog.node.metadata.image import PartitionRegistration
 from raftlog.topic_config import TopicConfig
 from tests.broker.harness import run
@@ -48,6 +49,29 @@ def test_refused_retry_of_a_maybe_committed_expansion_keeps_the_maximal_isr(erro
         assert p.pending_isr is None and p.isr == (1, 2)
         p.update_follower_fetch_state(2, 6, 20)
         assert p.high_watermark == 6
+
+    run(scenario())
+
+
+def test_a_refused_retry_is_sent_again_when_metadata_never_settles_it() -> None:
+    """The refused retry's first attempt may have died with a controller failover:
+    then no metadata ever comes, and the same change must be sent again (the
+    controller, now at the leader's partition epoch, accepts it) instead of the ISR
+    staying wedged. Found by the ISR simulation (seed 338)."""
+    async def scenario() -> None:
+        clock = Clock()
+        p = await expansion_with_unknown_outcome(clock)
+        change = p.pending_isr
+        assert change is not None
+        p.on_alter_partition_result(change, ErrorCode.INVALID_UPDATE_VERSION, -1)
+        assert p.resend_candidate() is None, "resent at once: metadata may be on its way"
+        clock.now += WAIT_FOR_METADATA_RESEND_MS
+        assert p.resend_candidate() is change
+        assert p.maximal_isr == (1, 2), "the maximal ISR stays while the outcome is unknown"
+        # The new controller accepts it; metadata then shows it.
+        p.on_alter_partition_result(change, None, 2)
+        p.apply_metadata(PartitionRegistration((1, 2, 3), (1, 2), 1, 0, 2), TopicConfig.of({}), LIVE, "")
+        assert p.pending_isr is None and p.isr == (1, 2)
 
     run(scenario())
 

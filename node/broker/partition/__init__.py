@@ -10,7 +10,7 @@ The API a simulation drives, with an in-memory log:
   ``on_follower_fetch(log, replica_id, fetch_offset, last_fetched_epoch, broker_epoch,
   now_ms=) -> FollowerFetch`` (divergence check, then HW and ISR expansion),
   ``maybe_increment_hw(log_end_offset)``, ``prepare_isr_shrink(now_ms, log_end_offset)``,
-  ``prepare_isr_expansion(now_ms)``, ``resend_candidate()``,
+  ``prepare_isr_expansion(now_ms)``, ``resend_candidate(now_ms)``,
   ``on_alter_partition_result(change, error, partition_epoch, now_ms=, log_end_offset=,
   transport_failed=)``, ``unavailable_offsets_error(log_end_offset)`` (KIP-207);
   follower: ``update_follower_hw(leader_hw, log_end_offset)``, ``on_truncated(log_end_offset)``;

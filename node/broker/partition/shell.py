@@ -486,8 +486,8 @@ class Partition:
         return self.state.prepare_isr_shrink(self.clock(), self.log_end_offset)
 
     def resend_candidate(self) -> PendingIsrChange | None:
-        """A change whose previous attempt failed in transport: send it again."""
-        return self.state.resend_candidate()
+        """A change whose previous attempt has an unknown outcome: send it again."""
+        return self.state.resend_candidate(self.clock())
 
     def on_alter_partition_result(self, change: PendingIsrChange, error: ErrorCode | None,
                                   result_partition_epoch: int, transport_failed: bool = False) -> None:

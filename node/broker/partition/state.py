@@ -33,6 +33,11 @@ UNKNOWN_OFFSET = -1
 #: After the controller refused an ISR change, wait this long before proposing
 #: another (a leader whose metadata lags would otherwise ask on every fetch).
 ISR_RETRY_BACKOFF_MS = 200
+#: After a refusal that leaves the outcome to metadata (below), send the same change
+#: again after this long if metadata has not settled it: the refused retry's first
+#: attempt may have been lost with a controller failover, and then no metadata would
+#: ever come. Safe, because the controller checks the partition epoch of every try.
+WAIT_FOR_METADATA_RESEND_MS = 1_000
 #: AlterPartition errors that prove the change was not applied (Kafka resets the
 #: pending state on these only).
 _NOT_APPLIED = frozenset({ErrorCode.OPERATION_NOT_ATTEMPTED, ErrorCode.INELIGIBLE_REPLICA})
@@ -115,6 +120,8 @@ class PendingIsrChange:
     """The partition epoch the controller answered with; cleared once metadata has it."""
     unknown_outcome: bool = False
     """The call failed in transport: it may or may not have been committed; resend."""
+    resend_after_ms: float = 0.0
+    """When ``unknown_outcome``: not before this time (clock of ``now_ms``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,10 +434,11 @@ class PartitionState:
                          partition_epoch=self.partition_epoch, log_end_offset=leo)
         return self.pending_isr
 
-    def resend_candidate(self) -> PendingIsrChange | None:
-        """A change whose previous attempt failed in transport: send it again."""
+    def resend_candidate(self, now_ms: float) -> PendingIsrChange | None:
+        """A change whose previous attempt has an unknown outcome: send it again."""
         pending = self.pending_isr
-        if pending is not None and pending.unknown_outcome and self.role is Role.LEADER:
+        if (pending is not None and pending.unknown_outcome and self.role is Role.LEADER
+                and now_ms >= pending.resend_after_ms):
             pending.unknown_outcome = False
             return pending
         return None
@@ -463,8 +471,12 @@ class PartitionState:
             # A retry of a change that may have been committed can be refused this way
             # although the controller applied it: keep the maximal ISR until metadata
             # shows the outcome (which replaces the pending change).
+            # If no metadata settles it (the first attempt died with a controller
+            # failover), the same change is sent again after a while.
             self.logger.info("AlterPartition refused; keeping the maximal ISR until metadata shows the outcome",
                              error=error.name, new_isr=list(change.new_isr), maximal_isr=list(self.maximal_isr))
+            change.unknown_outcome = True
+            change.resend_after_ms = now_ms + WAIT_FOR_METADATA_RESEND_MS
             return False
         # Anything else: outcome unknown, send again.
         self.logger.info("AlterPartition failed; will retry", error=error.name, new_isr=list(change.new_isr))
@@ -474,6 +486,7 @@ class PartitionState:
 
 __all__ = [
     "ISR_RETRY_BACKOFF_MS",
+    "WAIT_FOR_METADATA_RESEND_MS",
     "UNKNOWN_OFFSET",
     "EventLogger",
     "FollowerFetch",
