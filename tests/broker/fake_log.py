@@ -111,6 +111,9 @@ class MemoryPartitionLog:
         return floor[-1].epoch, higher.start_offset
 
     async def truncate_to(self, offset: int) -> None:
+        if offset < self._start:  # as PartitionLog (and Kafka's truncateTo)
+            await self.truncate_fully_and_start_at(offset)
+            return
         await asyncio.sleep(0)
         self.batches = [(h, b) for h, b in self.batches if h.last_offset < offset]
         self._end = self.batches[-1][0].next_offset if self.batches else self._start

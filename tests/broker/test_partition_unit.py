@@ -212,3 +212,24 @@ def test_producer_state_truncation() -> None:
     assert state.built_to == 3 and 8 not in state.producers
     assert [b.first_seq for b in state.producers[7].batches] == [0]
     assert state.check(_header(7, 0, 2), {}) is None  # the dropped batch may be written again
+
+
+def test_follower_cut_below_its_log_start_starts_the_log_over() -> None:
+    """After an unclean election the new leader's log may end below this replica's
+    log start (retention ran here); the cut must start the log over at the leader's
+    end, not clamp to the log start and stay out of range forever (found by the ISR
+    simulation, seed 340)."""
+    async def scenario() -> None:
+        p = leader_partition(isr=(1,))
+        for _ in range(10):
+            await append(p)
+        async with p.log_lock:
+            await p.log.delete_before(8)
+        assert p.log_start_offset == 8
+        p.apply_metadata(PartitionRegistration((1, 2, 3), (2,), 2, 1, 1), TopicConfig.of({}), LIVE, "h:2")
+        assert p.role is Role.FOLLOWER
+        assert await p.truncate_to(5, p.follower_generation)
+        assert (p.log_start_offset, p.log_end_offset) == (5, 5)
+        assert p.high_watermark <= 5
+
+    run(scenario())
