@@ -27,6 +27,7 @@ from structlog.typing import FilteringBoundLogger
 from raftlog.node.broker.clients import PeerClientFactory, ReplicationPeer
 from raftlog.node.broker.config import BrokerConfig
 from raftlog.node.broker.partition import Partition, Role, group_batches, now_ms
+from raftlog.node.broker.partition.follower import FollowerFetchState, TruncateFullyAndStartAt
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.v1 import replication_pb2
 
@@ -45,12 +46,14 @@ _WAIT_FOR_METADATA = frozenset({
 
 @dataclass(slots=True)
 class FetchState:
+    """A followed partition and its pure fetch decisions."""
+
     partition: Partition
-    generation: int
-    needs_truncation: bool = True
-    delayed_until_ms: float = 0.0
-    ahead_of_leader: bool = False
-    """The last fetch was out of range above the leader's log start."""
+    follow: FollowerFetchState
+
+    @property
+    def generation(self) -> int:
+        return self.follow.generation
 
     @property
     def key(self) -> tuple[str, int]:
@@ -94,7 +97,8 @@ class ReplicaFetcher:
     # ------------------------------------------------------------------ control
     def add(self, partition: Partition) -> None:
         """Follow ``partition`` (again): a new generation always truncates first."""
-        self._states[(partition.topic_id, partition.partition)] = FetchState(partition, partition.follower_generation)
+        self._states[(partition.topic_id, partition.partition)] = FetchState(
+            partition, FollowerFetchState(partition.follower_generation))
         self._wake.set()
 
     def remove(self, partition: Partition) -> None:
@@ -179,7 +183,7 @@ class ReplicaFetcher:
 
     async def _idle(self) -> None:
         now = now_ms()
-        delays = [s.delayed_until_ms - now for s in self._states.values() if s.delayed_until_ms > now]
+        delays = [s.follow.delayed_until_ms - now for s in self._states.values() if s.follow.delayed_until_ms > now]
         await self._sleep(min(delays) if delays else self.config.replica_fetch_backoff_ms)
 
     async def _round(self) -> bool:
@@ -190,11 +194,11 @@ class ReplicaFetcher:
                 if self._states.get(key) is state and state.partition.role is not Role.FOLLOWER:
                     del self._states[key]
         now = now_ms()
-        ready = [s for s in self._states.values() if s.current and s.delayed_until_ms <= now]
-        truncating = [s for s in ready if s.needs_truncation]
+        ready = [s for s in self._states.values() if s.current and s.follow.delayed_until_ms <= now]
+        truncating = [s for s in ready if s.follow.needs_truncation]
         if truncating:
             await self._truncate(truncating)
-        fetchable = [s for s in ready if not s.needs_truncation and s.current]
+        fetchable = [s for s in ready if not s.follow.needs_truncation and s.current]
         if not fetchable:
             return bool(truncating)
         await self._fetch(fetchable)
@@ -204,13 +208,12 @@ class ReplicaFetcher:
     async def _truncate(self, states: list[FetchState]) -> None:
         queries: list[tuple[FetchState, int]] = []
         for state in states:
-            latest = state.partition.log.latest_epoch()
-            if latest < 0:
-                p = state.partition
-                if p.log_end_offset > p.high_watermark:
-                    # No epoch cache to compare with: keep only what was committed.
-                    await p.truncate_to(p.high_watermark, state.generation)
-                state.needs_truncation = False
+            p = state.partition
+            latest = state.follow.epoch_to_query(p.log)
+            if latest is None:
+                action = state.follow.truncation_without_epochs(p.log, p.high_watermark)
+                if action is not None:
+                    await p.truncate_to(action.offset, state.generation)
                 continue
             queries.append((state, latest))
         if not queries:
@@ -239,25 +242,12 @@ class ReplicaFetcher:
     async def _apply_epoch_end(self, state: FetchState, asked: int, leader_epoch: int, end_offset: int) -> None:
         p = state.partition
         leo = p.log_end_offset
-        done = True
-        if end_offset < 0:
-            target = min(p.high_watermark, leo)  # the leader knows no such epoch: keep what is committed
-        elif leader_epoch < 0:
-            target = min(end_offset, leo)
-        else:
-            local_epoch, local_end = p.log.end_offset_for_epoch(leader_epoch)
-            if local_epoch != leader_epoch:
-                # KIP-279: this replica lacks the epoch the leader answered with; cut to
-                # the end of the largest epoch below it and ask again.
-                target = min(local_end if local_end >= 0 else p.log_start_offset, leo)
-                done = False
-            else:
-                target = min(local_end, end_offset, leo)
-        if await p.truncate_to(target, state.generation):
+        step = state.follow.on_epoch_end(p.log, p.high_watermark, leader_epoch, end_offset)
+        if await p.truncate_to(step.offset, state.generation):
             self.logger.debug("epoch check", topic=p.topic, partition=p.partition, asked_epoch=asked,
-                              leader_epoch=leader_epoch, end_offset=end_offset, truncated_to=target, done=done)
-            # An intermediate step that cut nothing would ask the same question again.
-            state.needs_truncation = not done and target < leo and p.log.latest_epoch() >= 0
+                              leader_epoch=leader_epoch, end_offset=end_offset, truncated_to=step.offset,
+                              done=step.truncation_completed)
+            state.follow.after_truncation(step, leo, p.log)
 
     # ------------------------------------------------------------------ fetch
     async def _fetch(self, states: list[FetchState]) -> None:
@@ -275,11 +265,12 @@ class ReplicaFetcher:
         offsets: dict[tuple[str, int], int] = {}
         for state in ordered:
             p = state.partition
-            offsets[state.key] = p.log_end_offset
+            fetch_offset = state.follow.fetch_offset(p.log)
+            offsets[state.key] = fetch_offset
             request.partitions.append(replication_pb2.ReplicaFetchPartition(
                 topic_id=p.topic_id,
                 partition=p.partition,
-                fetch_offset=p.log_end_offset,
+                fetch_offset=fetch_offset,
                 current_leader_epoch=p.leader_epoch,
                 max_bytes=cfg.replica_fetch_max_bytes,
             ))
@@ -304,30 +295,26 @@ class ReplicaFetcher:
     async def _handle(self, state: FetchState, data: replication_pb2.ReplicaFetchPartitionData,
                       fetch_offset: int) -> None:
         p = state.partition
+        backoff_ms = self.config.replica_fetch_backoff_ms
         if data.HasField("error") and data.error.error_code != 0:
             code = data.error.error_code
             if code == ErrorCode.OFFSET_OUT_OF_RANGE:
-                if fetch_offset < data.log_start_offset:
-                    await p.truncate_fully_and_start_at(data.log_start_offset, state.generation)
-                elif not state.ahead_of_leader:
-                    # Past the leader's log end: find the divergence by epoch first.
-                    state.ahead_of_leader = True
-                    state.needs_truncation = True
-                else:
-                    # The epoch check did not help (e.g. after an unclean election):
-                    # keep only what the leader has committed and fetch the rest again.
-                    await p.truncate_to(min(fetch_offset, data.high_watermark), state.generation)
-                    state.delayed_until_ms = now_ms() + self.config.replica_fetch_backoff_ms
+                action = state.follow.on_out_of_range(fetch_offset, data.log_start_offset, data.high_watermark,
+                                                      now_ms(), backoff_ms)
+                if isinstance(action, TruncateFullyAndStartAt):
+                    await p.truncate_fully_and_start_at(action.offset, state.generation)
+                elif action is not None:
+                    await p.truncate_to(action.offset, state.generation)
             else:
                 self._partition_error(state, code, data.error.message)
             return
-        state.ahead_of_leader = False
+        state.follow.on_fetched()
         try:
             batches = group_batches(data.records)
         except KafkaError as exc:
             self.logger.error("leader sent a corrupt batch; retrying later", topic=p.topic,
                               partition=p.partition, error=str(exc))
-            state.delayed_until_ms = now_ms() + self.config.replica_fetch_backoff_ms
+            state.follow.on_bad_data(now_ms(), backoff_ms)
             return
         try:
             await p.append_as_follower(batches, state.generation, data.high_watermark)
@@ -335,7 +322,7 @@ class ReplicaFetcher:
             # e.g. the leader's data does not start at our log end: find the divergence.
             self.logger.warning("fetched data does not fit the log", topic=p.topic,
                                 partition=p.partition, error=str(exc))
-            state.needs_truncation = True
+            state.follow.on_append_mismatch()
 
     def _partition_error(self, state: FetchState, code: int, message: str) -> None:
         p = state.partition
@@ -345,6 +332,4 @@ class ReplicaFetcher:
             name = str(code)
         log = self.logger.debug if code in _WAIT_FOR_METADATA else self.logger.warning
         log("leader refused partition", topic=p.topic, partition=p.partition, error=name, message=message)
-        state.delayed_until_ms = now_ms() + self.config.replica_fetch_backoff_ms
-        if code in (ErrorCode.FENCED_LEADER_EPOCH, ErrorCode.UNKNOWN_LEADER_EPOCH):
-            state.needs_truncation = True
+        state.follow.on_partition_error(code, now_ms(), self.config.replica_fetch_backoff_ms)

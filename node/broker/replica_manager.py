@@ -22,6 +22,7 @@ from structlog.typing import FilteringBoundLogger
 from raftlog.node.broker.clients import ControllerClient, PeerClientFactory
 from raftlog.node.broker.config import BrokerConfig
 from raftlog.node.broker.fetcher import ReplicaFetcher
+from raftlog.node.broker.partition.epochs import leader_end_offset_for_epoch
 from raftlog.node.broker.partition import (
     AppendResult,
     Partition,
@@ -518,16 +519,7 @@ class ReplicaManager:
 
     @staticmethod
     def _epoch_end(p: Partition, asked: int) -> tuple[int, int]:
-        latest = p.log.latest_epoch()
-        if asked < 0:
-            return -1, -1
-        if latest < asked < p.leader_epoch or (latest < 0 <= asked):
-            # The epoch cache learns an epoch at its first append. Epochs between the
-            # latest one written and the current leadership hold nothing here, so the
-            # latest epoch ends at the log end (what Kafka answers, having recorded its
-            # epoch start on election).
-            return latest, p.log_end_offset
-        return p.log.end_offset_for_epoch(asked)
+        return leader_end_offset_for_epoch(p.log, p.leader_epoch, asked)
 
     # ------------------------------------------------------------------ ISR maintenance
     async def maintain_isr(self) -> None:

@@ -1,23 +1,19 @@
-"""One partition replica on this broker: role, epochs, ISR, high watermark, waiters.
+"""The I/O shell of one partition replica: log I/O, produce waiters, watchers.
 
-Kafka's ``Partition`` reduced to what raftlog needs (docs/architecture.md §4):
+:class:`Partition` holds the pure :class:`~raftlog.node.broker.partition.state.PartitionState`
+(``self.state``: role, epochs, ISR, HW, follower fetch states) and does what it cannot:
+reads and writes the log, stamps and appends produce batches, rebuilds producer state,
+and wakes waiters when the state reports a change. Same behaviour as Kafka's
+``Partition`` (docs/architecture.md §4).
 
-- The committed ISR is what metadata says; while an AlterPartition is in flight the
-  leader uses the *maximal* ISR (committed plus pending additions, KIP-497) for the
-  high watermark, so an expansion the controller may already have committed is
-  respected before the leader hears about it.
-- HW = min log end offset over the maximal ISR; the leader's own LEO is its durable
-  log end, so acks=all means "on disk on every ISR member". A leader's HW never
-  moves back; a follower's HW is min(leader HW, own LEO).
-- Every log mutation (leader append, follower append, truncation, retention,
-  deletion) holds ``log_lock``; role changes are synchronous on the event loop and
-  every async path re-checks role and epoch once it holds the lock.
+Every log mutation (leader append, follower append, truncation, retention,
+deletion) holds ``log_lock``; role changes are synchronous on the event loop and
+every async path re-checks role and epoch once it holds the lock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -26,19 +22,22 @@ from typing import Protocol
 import structlog
 from structlog.typing import FilteringBoundLogger
 
+from raftlog.errors import ErrorCode, KafkaError
+from raftlog.node.broker.partition.follower import batches_to_append
+from raftlog.node.broker.partition.state import (
+    FollowerState,
+    PartitionState,
+    PendingIsrChange,
+    Role,
+    Transition,
+)
 from raftlog.node.broker.producer_state import BatchMetadata, ProducerStateManager
 from raftlog.node.metadata.image import NO_LEADER, PartitionRegistration
-from raftlog.errors import ErrorCode, KafkaError
 from raftlog.records import CONTROL_BIT, TRANSACTIONAL_BIT, BatchHeader, split_batches, stamp, validate_batch
 from raftlog.storage.partition_log import EpochEntry, FetchedData
 from raftlog.topic_config import TopicConfig
 
-UNKNOWN_OFFSET = -1
-#: After the controller refused an ISR change, wait this long before proposing
-#: another (a leader whose metadata lags would otherwise ask on every fetch).
-ISR_RETRY_BACKOFF_MS = 200
 _SCAN_CHUNK_BYTES = 1 << 20  # producer-state rebuild reads the log in chunks of this
-
 
 
 class ReplicaLog(Protocol):
@@ -67,68 +66,8 @@ class ReplicaLog(Protocol):
     async def delete(self) -> None: ...
 
 
-class Role(enum.Enum):
-    LEADER = "leader"
-    FOLLOWER = "follower"
-    OFFLINE = "offline"
-    """No leader in metadata (leader -1), or the partition was removed."""
-
-
-class Transition(enum.Enum):
-    NONE = "none"
-    BECAME_LEADER = "became_leader"
-    BECAME_FOLLOWER = "became_follower"
-    """New leader or new leader epoch: the follower must truncate before fetching."""
-    BECAME_OFFLINE = "became_offline"
-    UPDATED = "updated"
-    """Same role and epoch; ISR, partition epoch or replicas changed."""
-
-
 def now_ms() -> float:
     return time.monotonic() * 1000.0
-
-
-@dataclass(slots=True)
-class FollowerState:
-    """A follower as its leader sees it (Kafka's Replica / ReplicaState)."""
-
-    broker_id: int
-    log_end_offset: int = UNKNOWN_OFFSET
-    """Its fetch offset: a follower fetches from its durable log end."""
-    last_fetch_time_ms: float = 0.0
-    last_fetch_leader_leo: int = UNKNOWN_OFFSET
-    last_caught_up_time_ms: float = 0.0
-    broker_epoch: int = -1
-
-    def update_fetch_state(self, fetch_offset: int, fetch_time_ms: float, leader_leo: int,
-                           broker_epoch: int) -> None:
-        # Kafka's rule: caught up "now" when it asked for the leader's end; caught up
-        # "as of its previous fetch" when it reached what the leader had back then.
-        if fetch_offset >= leader_leo:
-            self.last_caught_up_time_ms = max(self.last_caught_up_time_ms, fetch_time_ms)
-        elif fetch_offset >= self.last_fetch_leader_leo >= 0:
-            self.last_caught_up_time_ms = max(self.last_caught_up_time_ms, self.last_fetch_time_ms)
-        self.log_end_offset = fetch_offset
-        self.last_fetch_leader_leo = leader_leo
-        self.last_fetch_time_ms = fetch_time_ms
-        self.broker_epoch = broker_epoch
-
-    def is_caught_up(self, leader_leo: int, now: float, max_lag_ms: int) -> bool:
-        return self.log_end_offset == leader_leo or now - self.last_caught_up_time_ms <= max_lag_ms
-
-
-@dataclass(slots=True)
-class PendingIsrChange:
-    """An AlterPartition in flight (Kafka's PendingExpandIsr / PendingShrinkIsr)."""
-
-    new_isr: tuple[int, ...]
-    leader_epoch: int
-    partition_epoch: int
-    """The partition epoch the request was based on."""
-    accepted_epoch: int | None = None
-    """The partition epoch the controller answered with; cleared once metadata has it."""
-    unknown_outcome: bool = False
-    """The call failed in transport: it may or may not have been committed; resend."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +113,9 @@ def validate_produce(records: bytes, max_message_bytes: int) -> list[ValidatedBa
 
 
 class Partition:
+    """The I/O shell of one partition replica: log I/O under ``log_lock``, produce
+    waiters and watchers, around the pure :class:`PartitionState` (``self.state``)."""
+
     def __init__(
         self,
         broker_id: int,
@@ -197,31 +139,79 @@ class Partition:
         self.logger: FilteringBoundLogger = structlog.get_logger("partition").bind(
             node_id=broker_id, topic=topic, partition=partition
         )
-        self.role = Role.OFFLINE
-        self.leader_id = NO_LEADER
+        self.state = PartitionState(
+            broker_id, replica_lag_time_max_ms=replica_lag_time_max_ms,
+            high_watermark=min(log.high_watermark_checkpoint, log.log_end_offset), logger=self.logger,
+        )
         self.leader_address = ""
-        self.leader_epoch = -1
-        self.partition_epoch = -1
-        self.replicas: tuple[int, ...] = ()
-        self.isr: tuple[int, ...] = ()
-        self.pending_isr: PendingIsrChange | None = None
-        self.isr_retry_after_ms = 0.0
-        self.config = TopicConfig.of({})
-        self.live_brokers: Mapping[int, int] = {}
-        """Unfenced broker id -> broker epoch (from metadata): who may join the ISR."""
-        self.high_watermark = min(log.high_watermark_checkpoint, log.log_end_offset)
-        self.hw_checkpointed = self.high_watermark
-        self.followers: dict[int, FollowerState] = {}
-        self.leader_epoch_start_offset: int | None = None
-        self.follower_generation = 0
-        """Bumped on every (re)start of following: the fetcher truncates first."""
+        self.hw_checkpointed = self.state.high_watermark
         self.log_lock = asyncio.Lock()
         self.producer_state = ProducerStateManager()
-        self.removed = False
         self._produce_waiters: list[_ProduceWaiter] = []
         self._watchers: set[asyncio.Future[None]] = set()
 
-    # ------------------------------------------------------------------ views
+    # ------------------------------------------------------------------ views of the pure state
+    @property
+    def role(self) -> Role:
+        return self.state.role
+
+    @property
+    def leader_id(self) -> int:
+        return self.state.leader_id
+
+    @property
+    def leader_epoch(self) -> int:
+        return self.state.leader_epoch
+
+    @property
+    def partition_epoch(self) -> int:
+        return self.state.partition_epoch
+
+    @property
+    def replicas(self) -> tuple[int, ...]:
+        return self.state.replicas
+
+    @property
+    def isr(self) -> tuple[int, ...]:
+        return self.state.isr
+
+    @property
+    def pending_isr(self) -> PendingIsrChange | None:
+        return self.state.pending_isr
+
+    @property
+    def config(self) -> TopicConfig:
+        return self.state.config
+
+    @property
+    def live_brokers(self) -> Mapping[int, int]:
+        return self.state.live_brokers
+
+    @property
+    def high_watermark(self) -> int:
+        return self.state.high_watermark
+
+    @property
+    def followers(self) -> dict[int, FollowerState]:
+        return self.state.followers
+
+    @property
+    def leader_epoch_start_offset(self) -> int | None:
+        return self.state.leader_epoch_start_offset
+
+    @property
+    def follower_generation(self) -> int:
+        return self.state.follower_generation
+
+    @property
+    def removed(self) -> bool:
+        return self.state.removed
+
+    @property
+    def maximal_isr(self) -> tuple[int, ...]:
+        """Committed ISR plus the additions of a pending change (KIP-497)."""
+        return self.state.maximal_isr
+
     @property
     def log_end_offset(self) -> int:
         return self.log.log_end_offset
@@ -232,14 +222,7 @@ class Partition:
 
     @property
     def is_leader(self) -> bool:
-        return self.role is Role.LEADER
-
-    @property
-    def maximal_isr(self) -> tuple[int, ...]:
-        """Committed ISR plus the additions of a pending change (KIP-497)."""
-        if self.pending_isr is None:
-            return self.isr
-        return self.isr + tuple(b for b in self.pending_isr.new_isr if b not in self.isr)
+        return self.state.role is Role.LEADER
 
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.partition} {self.role.value} epoch={self.leader_epoch})"
@@ -263,18 +246,7 @@ class Partition:
 
     def check_leader_epoch(self, current_leader_epoch: int) -> None:
         """Kafka's fencing of requests that carry the sender's idea of the epoch."""
-        if current_leader_epoch < 0:
-            return
-        if current_leader_epoch < self.leader_epoch:
-            raise KafkaError(
-                ErrorCode.FENCED_LEADER_EPOCH,
-                f"leader epoch {current_leader_epoch} is older than {self.leader_epoch}",
-            )
-        if current_leader_epoch > self.leader_epoch:
-            raise KafkaError(
-                ErrorCode.UNKNOWN_LEADER_EPOCH,
-                f"leader epoch {current_leader_epoch} is newer than this broker's {self.leader_epoch}",
-            )
+        self.state.check_leader_epoch(current_leader_epoch)
 
     # ------------------------------------------------------------------ waiting
     def watch(self, future: asyncio.Future[None]) -> None:
@@ -317,6 +289,10 @@ class Partition:
                 keep.append(waiter)
         self._produce_waiters = keep
 
+    def _hw_moved(self) -> None:
+        self._complete_produce_waiters()
+        self.notify()
+
     # ------------------------------------------------------------------ metadata
     def apply_metadata(
         self,
@@ -327,100 +303,24 @@ class Partition:
     ) -> Transition:
         """Adopt what the controller committed. Synchronous: called on the event loop
         with each new metadata image."""
-        self.config = config
-        self.live_brokers = live_brokers
         self.leader_address = leader_address
-        if reg.leader_epoch < self.leader_epoch or (
-            reg.leader_epoch == self.leader_epoch and reg.partition_epoch < self.partition_epoch
-        ):
-            return Transition.NONE  # stale metadata never moves a partition back
-        if reg.leader == self.broker_id:
-            if self.role is not Role.LEADER or reg.leader_epoch != self.leader_epoch:
-                self._become_leader(reg)
-                return Transition.BECAME_LEADER
-            changed = self._update_isr(reg)
-            self.maybe_increment_hw()
+        hw = self.state.high_watermark
+        was_leader = self.state.role is Role.LEADER
+        transition = self.state.apply_metadata(reg, config, live_brokers, now_ms=self.clock(),
+                                               log_end_offset=self.log_end_offset)
+        if self.state.role is Role.LEADER:
             self._complete_produce_waiters()
-            return Transition.UPDATED if changed else Transition.NONE
-        if reg.leader == NO_LEADER:
-            was = self.role
-            self._stop_leading(reg)
-            self.role = Role.OFFLINE
-            self.leader_id = NO_LEADER
+            if self.state.high_watermark != hw or transition is Transition.BECAME_LEADER:
+                self.notify()
+            return transition
+        if was_leader or transition in (Transition.BECAME_FOLLOWER, Transition.BECAME_OFFLINE):
+            self._fail_produce_waiters(self.not_leader_error())
+        if transition is not Transition.NONE or reg.leader == NO_LEADER:
             self.notify()
-            return Transition.BECAME_OFFLINE if was is not Role.OFFLINE else Transition.NONE
-        if self.role is not Role.FOLLOWER or reg.leader_epoch != self.leader_epoch or reg.leader != self.leader_id:
-            self._stop_leading(reg)
-            self.role = Role.FOLLOWER
-            self.leader_id = reg.leader
-            self.follower_generation += 1
-            self.logger.info("became follower", leader=reg.leader, leader_epoch=reg.leader_epoch,
-                             log_end_offset=self.log_end_offset, high_watermark=self.high_watermark)
-            self.notify()
-            return Transition.BECAME_FOLLOWER
-        return Transition.UPDATED if self._update_isr(reg) else Transition.NONE
-
-    def _update_isr(self, reg: PartitionRegistration) -> bool:
-        changed = (reg.isr, reg.replicas, reg.partition_epoch) != (self.isr, self.replicas, self.partition_epoch)
-        if reg.partition_epoch > self.partition_epoch:
-            # The committed state replaces whatever change was in flight (a stale
-            # in-flight request will be refused with INVALID_UPDATE_VERSION).
-            self.pending_isr = None
-            self.isr_retry_after_ms = 0.0
-        self.isr = reg.isr
-        self.replicas = reg.replicas
-        self.partition_epoch = reg.partition_epoch
-        if self.role is Role.LEADER:
-            for b in reg.replicas:
-                if b != self.broker_id and b not in self.followers:
-                    self.followers[b] = FollowerState(b)
-            for b in list(self.followers):
-                if b not in reg.replicas:
-                    del self.followers[b]
-        return changed
-
-    def _become_leader(self, reg: PartitionRegistration) -> None:
-        now = self.clock()
-        self.role = Role.LEADER
-        self.leader_id = self.broker_id
-        self.leader_epoch = reg.leader_epoch
-        self.partition_epoch = reg.partition_epoch
-        self.replicas = reg.replicas
-        self.isr = reg.isr
-        self.pending_isr = None
-        self.isr_retry_after_ms = 0.0
-        # ISR members are presumed caught up as of now (Kafka resets the same way), so
-        # a new leader does not shrink its ISR before followers had a chance to fetch.
-        self.followers = {
-            b: FollowerState(b, last_caught_up_time_ms=now if b in reg.isr else 0.0)
-            for b in reg.replicas
-            if b != self.broker_id
-        }
-        self.leader_epoch_start_offset = None  # set under log_lock by ensure_leader_ready
-        self.high_watermark = min(self.high_watermark, self.log_end_offset)
-        self.logger.info("became leader", leader_epoch=reg.leader_epoch, isr=list(reg.isr),
-                         log_end_offset=self.log_end_offset, high_watermark=self.high_watermark)
-        self.maybe_increment_hw()
-        self.notify()
-
-    def _stop_leading(self, reg: PartitionRegistration) -> None:
-        was_leader = self.role is Role.LEADER
-        self.leader_epoch = reg.leader_epoch
-        self.partition_epoch = reg.partition_epoch
-        self.replicas = reg.replicas
-        self.isr = reg.isr
-        self.pending_isr = None
-        self.followers = {}
-        self.leader_epoch_start_offset = None
-        self.leader_id = reg.leader
-        if was_leader:
-            self.logger.info("resigned leadership", new_leader=reg.leader, leader_epoch=reg.leader_epoch)
-        self._fail_produce_waiters(self.not_leader_error())
+        return transition
 
     def mark_removed(self) -> None:
-        self.removed = True
-        self.role = Role.OFFLINE
-        self.pending_isr = None
+        self.state.mark_removed()
         self._fail_produce_waiters(
             KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
                        f"{self.topic}-{self.partition} is no longer on broker {self.broker_id}")
@@ -430,28 +330,14 @@ class Partition:
     # ------------------------------------------------------------------ HW
     def maybe_increment_hw(self) -> bool:
         """Leader: HW = min LEO over the maximal ISR; never moves back."""
-        if self.role is not Role.LEADER:
-            return False
-        new_hw = self.log_end_offset
-        for b in self.maximal_isr:
-            if b == self.broker_id:
-                continue
-            state = self.followers.get(b)
-            if state is None or state.log_end_offset < 0:
-                return False  # not heard from since this leadership began
-            new_hw = min(new_hw, state.log_end_offset)
-        if new_hw > self.high_watermark:
-            self.high_watermark = new_hw
-            self._complete_produce_waiters()
-            self.notify()
+        if self.state.maybe_increment_hw(self.log_end_offset):
+            self._hw_moved()
             return True
         return False
 
     def update_follower_hw(self, leader_hw: int) -> None:
         """Follower: the leader's HW, bounded by what this replica holds."""
-        new_hw = min(leader_hw, self.log_end_offset)
-        if new_hw != self.high_watermark:
-            self.high_watermark = new_hw
+        if self.state.update_follower_hw(leader_hw, self.log_end_offset):
             self.notify()
 
     # ------------------------------------------------------------------ leader side
@@ -462,7 +348,7 @@ class Partition:
             # Kafka's maybeAssignEpochStartOffset: OffsetForLeaderEpoch then answers for
             # this epoch before its first append.
             await self.log.assign_epoch(self.leader_epoch)
-            self.leader_epoch_start_offset = self.log_end_offset
+            self.state.leader_epoch_start_offset = self.log_end_offset
         await self.rebuild_producer_state()
 
     async def rebuild_producer_state(self) -> None:
@@ -568,92 +454,30 @@ class Partition:
                 self._produce_waiters.remove(waiter)
 
     def update_follower_fetch_state(self, replica_id: int, fetch_offset: int, broker_epoch: int) -> None:
-        state = self.followers.get(replica_id)
-        if state is None:
-            return
-        state.update_fetch_state(fetch_offset, self.clock(), self.log_end_offset, broker_epoch)
-        self.maybe_increment_hw()
+        if self.state.update_follower_fetch_state(replica_id, fetch_offset, broker_epoch,
+                                                  now_ms=self.clock(), log_end_offset=self.log_end_offset):
+            self._hw_moved()
 
     # ISR changes: the leader only *proposes*; metadata decides (docs/architecture.md §4).
-    def _eligible_for_isr(self, state: FollowerState) -> bool:
-        epoch = self.live_brokers.get(state.broker_id)
-        start = self.leader_epoch_start_offset
-        return (
-            epoch is not None
-            and (state.broker_epoch < 0 or state.broker_epoch == epoch)
-            and state.log_end_offset >= self.high_watermark
-            and start is not None
-            and state.log_end_offset >= start
-        )
-
-    def _may_propose(self) -> bool:
-        return (self.role is Role.LEADER and self.pending_isr is None and not self.removed
-                and self.clock() >= self.isr_retry_after_ms)
-
     def prepare_isr_expansion(self) -> PendingIsrChange | None:
         """A follower outside the ISR that caught up: propose adding it (one at a time)."""
-        if not self._may_propose():
-            return None
-        joiners = [
-            b for b, s in self.followers.items()
-            if b not in self.isr and self._eligible_for_isr(s)
-        ]
-        if not joiners:
-            return None
-        new_isr = self.isr + tuple(sorted(joiners))
-        self.pending_isr = PendingIsrChange(new_isr, self.leader_epoch, self.partition_epoch)
-        self.logger.info("proposing ISR expansion", isr=list(self.isr), new_isr=list(new_isr),
-                         partition_epoch=self.partition_epoch)
-        return self.pending_isr
+        return self.state.prepare_isr_expansion(self.clock())
 
     def prepare_isr_shrink(self) -> PendingIsrChange | None:
         """Followers in the ISR that have not caught up for replica.lag.time.max.ms."""
-        if not self._may_propose():
-            return None
-        now = self.clock()
-        leo = self.log_end_offset
-        lagging = [
-            b for b in self.isr
-            if b != self.broker_id
-            and (s := self.followers.get(b)) is not None
-            and not s.is_caught_up(leo, now, self.replica_lag_time_max_ms)
-        ]
-        if not lagging:
-            return None
-        new_isr = tuple(b for b in self.isr if b not in lagging)
-        self.pending_isr = PendingIsrChange(new_isr, self.leader_epoch, self.partition_epoch)
-        self.logger.info("proposing ISR shrink", isr=list(self.isr), new_isr=list(new_isr), lagging=lagging,
-                         partition_epoch=self.partition_epoch, log_end_offset=leo)
-        return self.pending_isr
+        return self.state.prepare_isr_shrink(self.clock(), self.log_end_offset)
 
     def resend_candidate(self) -> PendingIsrChange | None:
         """A change whose previous attempt failed in transport: send it again."""
-        pending = self.pending_isr
-        if pending is not None and pending.unknown_outcome and self.role is Role.LEADER:
-            pending.unknown_outcome = False
-            return pending
-        return None
+        return self.state.resend_candidate()
 
     def on_alter_partition_result(self, change: PendingIsrChange, error: ErrorCode | None,
                                   result_partition_epoch: int, transport_failed: bool = False) -> None:
         """The controller's answer. Success is adopted when metadata carries it."""
-        if self.pending_isr is not change:
-            return  # superseded by newer metadata
-        if transport_failed:
-            # Outcome unknown: keep the maximal ISR and retry, since the controller
-            # may already have committed the change.
-            change.unknown_outcome = True
-            return
-        if error is None:
-            if result_partition_epoch <= self.partition_epoch:
-                self.pending_isr = None  # metadata already has it
-            else:
-                change.accepted_epoch = result_partition_epoch
-            return
-        self.logger.info("AlterPartition refused", error=error.name, new_isr=list(change.new_isr))
-        self.pending_isr = None
-        self.isr_retry_after_ms = self.clock() + ISR_RETRY_BACKOFF_MS
-        self.maybe_increment_hw()
+        if self.state.on_alter_partition_result(change, error, result_partition_epoch, now_ms=self.clock(),
+                                                log_end_offset=self.log_end_offset,
+                                                transport_failed=transport_failed):
+            self._hw_moved()
 
     # ------------------------------------------------------------------ follower side
     async def append_as_follower(self, batches: list[tuple[BatchHeader, bytes]], generation: int,
@@ -664,7 +488,7 @@ class Partition:
             if self.role is not Role.FOLLOWER or self.follower_generation != generation or self.removed:
                 return False
             leo = self.log_end_offset
-            fresh = [(h, b) for h, b in batches if h.base_offset >= leo]
+            fresh = batches_to_append(batches, leo)
             if fresh and fresh[0][0].base_offset != leo:
                 raise KafkaError(ErrorCode.CORRUPT_MESSAGE,
                                  f"leader sent offset {fresh[0][0].base_offset}, expected {leo}")
@@ -688,7 +512,7 @@ class Partition:
                                  to_offset=offset, high_watermark=self.high_watermark)
                 await self.log.truncate_to(max(offset, self.log_start_offset))
                 self.producer_state.truncate(self.log_end_offset)
-                self.high_watermark = min(self.high_watermark, self.log_end_offset)
+                self.state.on_truncated(self.log_end_offset)
                 self.notify()
             return True
 
@@ -702,7 +526,7 @@ class Partition:
             await self.log.truncate_fully_and_start_at(offset)
             self.producer_state.reset()
             self.producer_state.built_to = offset  # an empty log: nothing to remember
-            self.high_watermark = min(self.high_watermark, self.log_end_offset)
+            self.state.on_truncated(self.log_end_offset)
             if self.log_end_offset != offset:
                 raise KafkaError(ErrorCode.UNKNOWN_SERVER_ERROR,
                                  f"could not restart the log at {offset}: log end is {self.log_end_offset}")
