@@ -45,16 +45,16 @@ from dataclasses import dataclass, field
 
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.node.broker.config import BrokerConfig
-from raftlog.node.broker.fetcher import FetchState, ReplicaFetcher
-from raftlog.node.broker.partition import Partition, PendingIsrChange, Role, Transition, validate_produce
-from raftlog.node.broker.replica_manager import ReplicaManager
+from raftlog.node.broker.partition import Partition, PendingIsrChange, Role, Transition, group_batches, validate_produce
+from raftlog.node.broker.partition.epochs import leader_end_offset_for_epoch
+from raftlog.node.broker.partition.follower import FollowerFetchState, TruncateFullyAndStartAt
 from raftlog.node.controller import partitions as decisions
 from raftlog.node.controller.controller import QuorumController
 from raftlog.node.metadata.image import NO_LEADER, MetadataDelta, MetadataImage, PartitionRegistration
 from raftlog.records import build_batch, read_header
 from raftlog.storage.partition_log import PartitionLog
 from raftlog.topic_config import TopicConfig
-from raftlog.v1 import controller_pb2, errors_pb2, metadata_pb2, replication_pb2
+from raftlog.v1 import controller_pb2, metadata_pb2
 
 from tests.isr_sim.fakes import QUIET_LOGGER, FakeDB, SyncCommitter, run_sync
 
@@ -435,11 +435,18 @@ class Controller:
 # ----------------------------------------------------------------- brokers
 @dataclass
 class Follow:
-    """One follower replica's fetch loop: the real ``FetchState`` plus the RPC in flight."""
+    """One follower replica's fetch loop (the fetcher's ``FetchState``): the pure
+    ``FollowerFetchState`` decisions plus the RPC in flight."""
 
-    state: FetchState
+    partition: Partition
+    state: FollowerFetchState
     inflight_until: int = -1
     next_at: int = 0
+
+    @property
+    def current(self) -> bool:
+        p = self.partition
+        return p.role is Role.FOLLOWER and p.follower_generation == self.state.generation and not p.removed
 
 
 @dataclass
@@ -469,9 +476,6 @@ class Broker:
         self.alter_inflight: dict[int, tuple[int, list[tuple[Partition, PendingIsrChange]]]] = {}
         self.produces: list[PendingProduce] = []
         self.config = BrokerConfig(replica_lag_time_max_ms=REPLICA_LAG_MS, replica_fetch_backoff_ms=50)
-        self.fetcher = ReplicaFetcher(broker_id, CONTROLLER, "", self.config, lambda *a: None,  # type: ignore[arg-type,return-value]
-                                      self.broker_epoch)
-        self.fetcher.logger = QUIET_LOGGER
         self.start()
 
     def start(self) -> None:
@@ -520,7 +524,7 @@ class Broker:
                 if p is None:
                     p = Partition(self.id, topic.name, topic.topic_id, pid, self.open_log(key),  # type: ignore[arg-type]
                                   replica_lag_time_max_ms=REPLICA_LAG_MS, clock=sim.clock)
-                    p.logger = QUIET_LOGGER
+                    p.logger = p.state.logger = QUIET_LOGGER
                     self.partitions[key] = p
                 transition = p.apply_metadata(reg, config, live, f"b{reg.leader}")
                 if transition is not Transition.NONE:
@@ -532,7 +536,7 @@ class Broker:
                     sim.stats["leaders"] += 1
                     sim.check_acked(self, p)
                 elif transition is Transition.BECAME_FOLLOWER:
-                    self.follows[key] = Follow(FetchState(p, p.follower_generation))
+                    self.follows[key] = Follow(p, FollowerFetchState(p.follower_generation))
                 elif transition is Transition.BECAME_OFFLINE:
                     self.follows.pop(key, None)
         for key in [k for k in self.partitions if k not in seen]:
@@ -575,76 +579,89 @@ class Broker:
             p.on_alter_partition_result(change, None if unknown else m.error, m.partition_epoch,
                                         transport_failed=unknown)
 
-    # -- follower side (ReplicaFetcher) ------------------------------------------
+    # -- follower side (ReplicaFetcher, with the pure FollowerFetchState decisions) --
     def fetch_step(self, key: Key, f: Follow) -> None:
         sim = self.sim
-        state = f.state
-        p = state.partition
-        if not state.current or f.inflight_until >= sim.now or f.next_at > sim.now:
+        state, p = f.state, f.partition
+        if not f.current or f.inflight_until >= sim.now or f.next_at > sim.now:
             return
         f.inflight_until = -1
         if state.needs_truncation:
-            latest = p.log.latest_epoch()
-            if latest < 0:
-                if p.log_end_offset > p.high_watermark:
-                    run_sync(p.truncate_to(p.high_watermark, state.generation))
-                state.needs_truncation = False
-                sim.after_truncation(self, p, state)
+            latest = state.epoch_to_query(p.log)
+            if latest is None:
+                action = state.truncation_without_epochs(p.log, p.high_watermark)
+                if action is not None:
+                    run_sync(p.truncate_to(action.offset, state.generation))
+                sim.after_truncation(self, p)
                 return
             f.inflight_until = sim.now + FETCH_TIMEOUT_TICKS
             sim.send(EpochRequest(self.id, p.leader_id, key, state.generation, p.leader_epoch, latest))
             return
         f.inflight_until = sim.now + FETCH_TIMEOUT_TICKS
-        sim.send(FetchRequest(self.id, p.leader_id, key, state.generation, p.log_end_offset, p.leader_epoch,
-                              max(0, self.broker_epoch()), sim.p.fetch_max_bytes))
+        sim.send(FetchRequest(self.id, p.leader_id, key, state.generation, state.fetch_offset(p.log),
+                              p.leader_epoch, max(0, self.broker_epoch()), sim.p.fetch_max_bytes))
 
     def _follow_for(self, key: Key, generation: int) -> Follow | None:
         f = self.follows.get(key)
-        if f is None or f.state.generation != generation or not f.state.current:
+        if f is None or f.state.generation != generation or not f.current:
             return None
         return f
+
+    def _backoff(self, f: Follow, before: float) -> None:
+        if f.state.delayed_until_ms != before:
+            f.next_at = self.sim.now + int(self.config.replica_fetch_backoff_ms // TICK_MS)
 
     def on_epoch_response(self, m: EpochResponse) -> None:
         f = self._follow_for(m.key, m.generation)
         if f is None:
             return
         f.inflight_until = -1
-        before = f.state.delayed_until_ms
+        state, p = f.state, f.partition
+        before = state.delayed_until_ms
         if m.error:
-            self.fetcher._partition_error(f.state, m.error, m.message)
+            state.on_partition_error(m.error, self.sim.clock(), self.config.replica_fetch_backoff_ms)
         else:
-            run_sync(self.fetcher._apply_epoch_end(f.state, m.asked, m.leader_epoch, m.end_offset))
+            leo = p.log_end_offset
+            step = state.on_epoch_end(p.log, p.high_watermark, m.leader_epoch, m.end_offset)
+            if run_sync(p.truncate_to(step.offset, state.generation)):
+                state.after_truncation(step, leo, p.log)
             self.sim.log(f"broker {self.id} {m.key[1]}: epoch check asked={m.asked} -> ({m.leader_epoch}, "
-                         f"{m.end_offset}) leo={f.state.partition.log_end_offset} "
-                         f"again={f.state.needs_truncation}")
-            if not f.state.needs_truncation:
-                self.sim.after_truncation(self, f.state.partition, f.state)
-        if f.state.delayed_until_ms != before:
-            f.next_at = self.sim.now + 5
+                         f"{m.end_offset}) cut {step.offset} leo {leo}->{p.log_end_offset} "
+                         f"again={state.needs_truncation}")
+            if not state.needs_truncation:
+                self.sim.after_truncation(self, p)
+        self._backoff(f, before)
 
     def on_fetch_response(self, m: FetchResponse) -> None:
         f = self._follow_for(m.key, m.generation)
         if f is None:
             return
         f.inflight_until = -1
-        data = replication_pb2.ReplicaFetchPartitionData(
-            topic_id=m.key[0], partition=m.key[1], high_watermark=m.high_watermark,
-            log_start_offset=m.log_start_offset, records=m.records,
-        )
-        if m.error:
-            data.error.CopyFrom(errors_pb2.ErrorInfo(error_code=m.error, message=m.message))
-        before = (f.state.delayed_until_ms, f.state.partition.log_end_offset)
-        was_truncating = f.state.needs_truncation
-        run_sync(self.fetcher._handle(f.state, data, m.fetch_offset))
-        p = f.state.partition
-        if m.error or (p.log_end_offset, f.state.delayed_until_ms) != (before[1], before[0]):
+        state, p = f.state, f.partition
+        before, leo = state.delayed_until_ms, p.log_end_offset
+        backoff = self.config.replica_fetch_backoff_ms
+        if m.error == ErrorCode.OFFSET_OUT_OF_RANGE:
+            action = state.on_out_of_range(m.fetch_offset, m.log_start_offset, m.high_watermark,
+                                           self.sim.clock(), backoff)
+            if isinstance(action, TruncateFullyAndStartAt):
+                run_sync(p.truncate_fully_and_start_at(action.offset, state.generation))
+            elif action is not None:
+                run_sync(p.truncate_to(action.offset, state.generation))
+            if action is not None:
+                self.sim.after_truncation(self, p)
+        elif m.error:
+            state.on_partition_error(m.error, self.sim.clock(), backoff)
+        else:
+            state.on_fetched()
+            try:
+                run_sync(p.append_as_follower(group_batches(m.records), state.generation, m.high_watermark))
+            except KafkaError:
+                state.on_append_mismatch()  # the data does not fit the log: find the divergence
+        if m.error or p.log_end_offset != leo or state.delayed_until_ms != before:
             self.sim.log(f"broker {self.id} {m.key[1]}: fetch@{m.fetch_offset} "
                          f"{ErrorCode(m.error).name if m.error else 'ok'} -> leo={p.log_end_offset} "
-                         f"hw={p.high_watermark} start={p.log_start_offset} truncate={f.state.needs_truncation}")
-        if f.state.delayed_until_ms != before[0]:
-            f.next_at = self.sim.now + 5
-        if m.error == ErrorCode.OFFSET_OUT_OF_RANGE and not was_truncating and not f.state.needs_truncation:
-            self.sim.after_truncation(self, p, f.state)
+                         f"hw={p.high_watermark} start={p.log_start_offset} truncate={state.needs_truncation}")
+        self._backoff(f, before)
 
     # -- leader side (ReplicaManager.replica_fetch / offset_for_leader_epoch) ------
     def _leader_for(self, replica: int, key: Key, current_leader_epoch: int) -> Partition:
@@ -680,7 +697,7 @@ class Broker:
     def on_epoch(self, m: EpochRequest) -> None:
         try:
             p = self._leader_for(m.src, m.key, m.current_leader_epoch)
-            epoch, end = ReplicaManager._epoch_end(p, m.leader_epoch)
+            epoch, end = leader_end_offset_for_epoch(p.log, p.leader_epoch, m.leader_epoch)
         except KafkaError as exc:
             self.sim.send(EpochResponse(self.id, m.src, m.key, m.generation, m.leader_epoch, int(exc.code),
                                         exc.info.message, -1, -1))
@@ -1102,7 +1119,7 @@ class Sim:
                        f"producer {h.producer_id} seq {h.base_sequence} (epoch {h.partition_leader_epoch})")
                 )
 
-    def after_truncation(self, b: Broker, p: Partition, state: FetchState) -> None:
+    def after_truncation(self, b: Broker, p: Partition) -> None:
         """A follower that finished truncating holds a prefix of its leader's log."""
         self.stats["truncations"] += 1
         leader = self.brokers.get(p.leader_id)
@@ -1179,7 +1196,7 @@ class Sim:
                     self.check_sequences(b, p)
                     self.check_acked(b, p)
                 f = b.follows.get(key)
-                if p.role is Role.FOLLOWER and f is not None and f.state.current and not f.state.needs_truncation:
+                if p.role is Role.FOLLOWER and f is not None and f.current and not f.state.needs_truncation:
                     leader = self.brokers.get(p.leader_id)
                     lp = None if leader is None or not leader.up else leader.partitions.get(key)
                     if leader is not None and lp is not None and lp.role is Role.LEADER \
