@@ -204,6 +204,7 @@ class Params:
     produce: float
     producers: int
     recreate: float  # per tick while a broker is down: delete and re-create the topic
+    move_leader: float  # per tick: a clean leader move to another live ISR member (preferred election)
     ckpt_every: int
     retention_every: int
     fetch_max_bytes: int
@@ -235,6 +236,7 @@ class Params:
             produce=rng.choice([0.3, 0.6, 0.9]),
             producers=rng.randint(1, 3),
             recreate=rng.choice([0.0, 0.0, 0.02]),
+            move_leader=rng.choice([0.0, 0.02, 0.08]),
             ckpt_every=rng.choice([1, 5, 20]),
             retention_every=rng.choice([5, 15]),
             fetch_max_bytes=rng.choice([1, 300, 1 << 20]),
@@ -365,6 +367,8 @@ class Controller:
                 for broker, req_id, deadline in proposal.waiters:
                     if sim.now <= deadline:
                         self.answer_alter(broker, req_id, ErrorCode.NOT_CONTROLLER)
+        if rng.random() < sim.p.move_leader:
+            self.move_leader()
         while self.pending and self.pending[0].commit_at <= sim.now:
             self.commit(self.pending.popleft())
         for proposal in self.pending:
@@ -372,6 +376,23 @@ class Controller:
                 if deadline == sim.now:  # timed out; the proposal may still commit
                     self.answer_alter(broker, req_id, ErrorCode.REQUEST_TIMED_OUT)
         self.sessions()
+
+    def move_leader(self) -> None:
+        """A clean election without fencing (Kafka's preferred-leader election or
+        controlled shutdown): leadership moves to another live ISR member, and the
+        old leader stays in the ISR."""
+        image = self.decision_image()
+        live = set(image.live_brokers())
+        choices = [(topic.topic_id, pid, part) for topic in image.topics.values()
+                   for pid, part in sorted(topic.partitions.items())
+                   if part.leader != NO_LEADER and any(b != part.leader and b in live for b in part.isr)]
+        if not choices:
+            return
+        topic_id, pid, part = self.sim.rng.choice(choices)
+        new = self.sim.rng.choice([b for b in part.isr if b != part.leader and b in live])
+        change = metadata_pb2.PartitionChangeRecord(topic_id=topic_id, partition_id=pid, leader=new)
+        self.sim.log(f"MOVE leader of {pid} from {part.leader} to {new}")
+        self.propose([Record(partition_change=change)], image, self.commit_delay())
 
     def sessions(self) -> None:
         """Registration, heartbeats, fencing and unfencing of brokers."""
@@ -467,6 +488,7 @@ class Broker:
         self.db = FakeDB()
         self.committer = SyncCommitter(self.db, sim.loop)
         self.up = True
+        self.registered = False
         self.incarnation = ""
         self.generation = 0
         self.down_until = 0
@@ -483,8 +505,9 @@ class Broker:
         self.generation += 1
         self.incarnation = str(uuid.UUID(int=self.sim.rng.getrandbits(128), version=4))
         self.partitions, self.follows, self.alter_inflight, self.produces = {}, {}, {}, []
-        image, self.image = self.image, MetadataImage()
-        self.on_metadata(image)  # the broker replays its local copy of the metadata log
+        # As node/app.py: replicas see metadata only once this incarnation's registration
+        # is committed (and then an image at least that recent), never the stale local one.
+        self.registered = False
 
     def crash(self) -> None:
         self.sim.log(f"CRASH broker {self.id}")
@@ -803,6 +826,7 @@ class Sim:
             while c.pending:
                 c.commit(c.pending.popleft())
             for b in self.brokers.values():
+                b.registered = True
                 b.on_metadata(c.image)
             c.sessions()
         c.propose(c.create_topic(c.image), c.image, 0)
@@ -993,7 +1017,19 @@ class Sim:
         """Each broker's metadata: late, batched, or skipping images."""
         latest = len(self.controller.committed)
         for b in self.brokers.values():
-            if not b.up or self.cut(b.id, CONTROLLER) or b.image.offset >= latest:
+            if not b.up or self.cut(b.id, CONTROLLER):
+                continue
+            if not b.registered:
+                reg = self.controller.image.brokers.get(b.id)
+                if reg is None or reg.incarnation_id != b.incarnation:
+                    continue
+                b.registered = True
+                target = self.rng.randint(max(b.image.offset, reg.broker_epoch), latest)
+                self.log(f"broker {b.id} registered; loads metadata at offset {target}")
+                b.on_metadata(self.controller.images[target])
+                self.check_step()
+                continue
+            if b.image.offset >= latest:
                 continue
             if not self.healing and self.rng.random() < self.p.meta_lag:
                 continue
