@@ -52,6 +52,8 @@ class ErrorCode(enum.IntEnum):
     INVALID_UPDATE_VERSION = 95
     INELIGIBLE_REPLICA = 107
     UNKNOWN_PRODUCER_ID = 59
+    OPERATION_NOT_ATTEMPTED = 55
+    OFFSET_NOT_AVAILABLE = 78
     PRODUCER_FENCED = 90
     # Kafka's own spellings of the two codes renamed above.
     MESSAGE_TOO_LARGE = 10
@@ -73,6 +75,7 @@ RETRIABLE: frozenset[ErrorCode] = frozenset(
         ErrorCode.NOT_CONTROLLER,
         ErrorCode.FENCED_LEADER_EPOCH,
         ErrorCode.UNKNOWN_LEADER_EPOCH,
+        ErrorCode.OFFSET_NOT_AVAILABLE,
     }
 )
 
@@ -115,6 +118,8 @@ _GRPC_CODE: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.INELIGIBLE_REPLICA: grpc.StatusCode.FAILED_PRECONDITION,
     ErrorCode.UNKNOWN_PRODUCER_ID: grpc.StatusCode.FAILED_PRECONDITION,
     ErrorCode.PRODUCER_FENCED: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorCode.OPERATION_NOT_ATTEMPTED: grpc.StatusCode.ABORTED,
+    ErrorCode.OFFSET_NOT_AVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
 
 

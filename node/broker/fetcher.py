@@ -3,10 +3,14 @@ on that leader with one ReplicaFetch RPC (Kafka's fetcher thread + fetch session
 
 Per partition, after it became a follower under a new leader epoch:
 1. truncate: OffsetForLeaderEpoch(latest local epoch) and drop the divergent suffix
-   (KIP-101/279), repeated while the leader names an epoch this replica lacks;
-2. fetch from the log end with ``current_leader_epoch``; append the leader's batches
-   unchanged (all partitions of a response in one event-loop turn, so the group
-   committer syncs them once); follower HW = min(leader HW, own LEO).
+   (KIP-101/279), repeated until the epoch cache agrees with the leader's;
+2. fetch from the log end with ``current_leader_epoch`` and the last fetched epoch;
+   the leader checks it on every fetch and answers a diverged follower with its
+   DivergingEpoch (Kafka since 2.7), which is truncated by like step 1; otherwise
+   append the leader's batches unchanged (all partitions of a response in one
+   event-loop turn, so the group committer syncs them once); follower HW =
+   min(leader HW, own LEO). The decisions are pure
+   (``raftlog.node.broker.partition.follower``); this module does the RPCs and I/O.
 
 Partition errors park the partition for ``replica_fetch_backoff_ms`` (a metadata
 update re-adds it under a new generation and resets the wait); transport errors back
@@ -241,13 +245,23 @@ class ReplicaFetcher:
 
     async def _apply_epoch_end(self, state: FetchState, asked: int, leader_epoch: int, end_offset: int) -> None:
         p = state.partition
-        leo = p.log_end_offset
+        leo, latest = p.log_end_offset, p.log.latest_epoch()
         step = state.follow.on_epoch_end(p.log, p.high_watermark, leader_epoch, end_offset)
         if await p.truncate_to(step.offset, state.generation):
             self.logger.debug("epoch check", topic=p.topic, partition=p.partition, asked_epoch=asked,
                               leader_epoch=leader_epoch, end_offset=end_offset, truncated_to=step.offset,
                               done=step.truncation_completed)
-            state.follow.after_truncation(step, leo, p.log)
+            state.follow.after_truncation(step, leo, latest, p.log)
+
+    async def _apply_diverging_epoch(self, state: FetchState, epoch: int, end_offset: int) -> None:
+        p = state.partition
+        leo, latest = p.log_end_offset, p.log.latest_epoch()
+        step = state.follow.on_diverging_epoch(p.log, p.high_watermark, epoch, end_offset)
+        if await p.truncate_to(step.offset, state.generation):
+            self.logger.info("leader reports a diverging epoch", topic=p.topic, partition=p.partition,
+                             last_fetched_epoch=latest, leader_epoch=epoch, end_offset=end_offset,
+                             truncated_to=step.offset, done=step.truncation_completed)
+            state.follow.after_truncation(step, leo, latest, p.log)
 
     # ------------------------------------------------------------------ fetch
     async def _fetch(self, states: list[FetchState]) -> None:
@@ -267,13 +281,17 @@ class ReplicaFetcher:
             p = state.partition
             fetch_offset = state.follow.fetch_offset(p.log)
             offsets[state.key] = fetch_offset
-            request.partitions.append(replication_pb2.ReplicaFetchPartition(
+            item = replication_pb2.ReplicaFetchPartition(
                 topic_id=p.topic_id,
                 partition=p.partition,
                 fetch_offset=fetch_offset,
                 current_leader_epoch=p.leader_epoch,
                 max_bytes=cfg.replica_fetch_max_bytes,
-            ))
+            )
+            last_fetched_epoch = state.follow.last_fetched_epoch(p.log)
+            if last_fetched_epoch is not None:
+                item.last_fetched_epoch = last_fetched_epoch
+            request.partitions.append(item)
         self.fetches += 1
         timeout = (cfg.replica_fetch_wait_max_ms + cfg.replica_socket_timeout_ms) / 1000
         response = await self._peer_client().replica_fetch(request, timeout)
@@ -307,6 +325,9 @@ class ReplicaFetcher:
                     await p.truncate_to(action.offset, state.generation)
             else:
                 self._partition_error(state, code, data.error.message)
+            return
+        if data.HasField("diverging_epoch"):
+            await self._apply_diverging_epoch(state, data.diverging_epoch.epoch, data.diverging_epoch.end_offset)
             return
         state.follow.on_fetched()
         try:

@@ -462,6 +462,7 @@ class ReplicaManager:
             response = replication_pb2.ReplicaFetchResponse()
             total = 0
             errors = False
+            answer_now = False
             leaders: list[Partition] = []
             isr_changes: list[tuple[Partition, PendingIsrChange]] = []
             for item in request.partitions:
@@ -471,6 +472,14 @@ class ReplicaManager:
                                                  item.current_leader_epoch)
                     data.log_start_offset = p.log_start_offset
                     data.high_watermark = p.high_watermark
+                    diverging = (p.diverging_epoch(item.last_fetched_epoch, item.fetch_offset)
+                                 if item.HasField("last_fetched_epoch") else None)
+                    if diverging is not None:
+                        # Its fetch offset is not a log end it shares with this leader:
+                        # it counts toward neither HW nor ISR; answer at once.
+                        data.diverging_epoch.epoch, data.diverging_epoch.end_offset = diverging
+                        answer_now = True
+                        continue
                     if item.fetch_offset < p.log_start_offset or item.fetch_offset > p.log_end_offset:
                         raise KafkaError(
                             ErrorCode.OFFSET_OUT_OF_RANGE,
@@ -495,7 +504,7 @@ class ReplicaManager:
                 self._send_alter_partition(isr_changes)
             first = False
             remaining = deadline - loop.time()
-            if total >= min_bytes or errors or remaining <= 0 or not leaders:
+            if total >= min_bytes or errors or answer_now or remaining <= 0 or not leaders:
                 return response
             await self._wait_for_change(leaders, remaining)
 

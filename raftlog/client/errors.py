@@ -261,6 +261,21 @@ class UnknownProducerIdError(BrokerResponseError):
     retriable = _retriable(code)
 
 
+class OperationNotAttemptedError(BrokerResponseError):
+    """OPERATION_NOT_ATTEMPTED (55): the broker did not try the operation."""
+
+    code = ErrorCode.OPERATION_NOT_ATTEMPTED
+    retriable = _retriable(code)
+
+
+class OffsetNotAvailableError(BrokerResponseError):
+    """OFFSET_NOT_AVAILABLE (78): a new leader's high watermark has not caught up
+    yet (KIP-207); retry."""
+
+    code = ErrorCode.OFFSET_NOT_AVAILABLE
+    retriable = _retriable(code)
+
+
 class FencedLeaderEpochError(BrokerResponseError):
     """FENCED_LEADER_EPOCH (74): the client's leader epoch is older than the broker's."""
 
@@ -450,7 +465,9 @@ __all__ = [
     "NotEnoughReplicasError",
     "NotLeaderForPartitionError",
     "NotLeaderOrFollowerError",
+    "OffsetNotAvailableError",
     "OffsetOutOfRangeError",
+    "OperationNotAttemptedError",
     "OutOfOrderSequenceNumberError",
     "ProducerClosedError",
     "ProducerFencedError",

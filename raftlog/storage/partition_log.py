@@ -510,7 +510,10 @@ class PartitionLog:
         Whole batches: a batch containing ``offset`` goes too, so the log end becomes
         its base offset (Kafka truncates at batch boundaries likewise; the offsets
         OffsetForLeaderEpoch and the HW give are boundaries anyway). A no-op when
-        ``offset >= log end``; below the log start it is
+        ``offset >= log end`` for the batches, but even then epoch entries starting
+        at or after the log end go (Kafka's truncateTo: a replica elected leader
+        that wrote nothing keeps an entry there, which would hide the divergence
+        from the next leader, KIP-279); below the log start it is
         :meth:`truncate_fully_and_start_at` (as Kafka). Trims the epoch cache
         (entries starting at or after the new end) and lowers the HW checkpoint
         to the new end, in the same WriteBatch."""
@@ -519,6 +522,11 @@ class PartitionLog:
         self._check_live()
         state = self._pending
         if offset >= state.log_end:
+            kept = _trim_epochs_end(state.epochs, state.log_end)
+            if kept != state.epochs:
+                encoded = _encode_epochs(kept)
+                key = self._prefix + _TAG_EPOCHS
+                await self._write(lambda b: b.put(CF.PARTITION_STATE, key, encoded), replace(state, epochs=kept))
             return
         if offset < state.log_start:
             await self._reset(offset)

@@ -81,6 +81,8 @@ def test_maximal_isr_counts_pending_expansion() -> None:
         p.update_follower_fetch_state(2, 6, 20)
         assert p.high_watermark == 4  # 3 may already be in the ISR at the controller
         p.on_alter_partition_result(change, ErrorCode.INVALID_UPDATE_VERSION, -1)
+        assert p.pending_isr is change and p.high_watermark == 4  # still unknown: wait for metadata
+        p.on_alter_partition_result(change, ErrorCode.OPERATION_NOT_ATTEMPTED, -1)
         assert p.pending_isr is None and p.high_watermark == 6
 
     run(scenario())

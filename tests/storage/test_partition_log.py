@@ -384,6 +384,26 @@ def test_truncate_to_trims_epochs_hw_and_size(db: NodeDB) -> None:
         db.close()
 
 
+def test_truncate_at_or_past_log_end_drops_epoch_entries_there(db: NodeDB) -> None:
+    """Kafka's truncateTo: an epoch assigned at the log end by a leader that wrote
+    nothing goes even when no batch does (KIP-279 would otherwise stop early)."""
+    log = PartitionLog.open(db, TOPIC, 0)
+    run(append_n(log, 1, epoch=1))  # 0-9
+    run(log.assign_epoch(4))  # elected at 10, wrote nothing
+    assert tuple(log.epochs()) == (EpochEntry(1, 0), EpochEntry(4, 10))
+    run(log.truncate_to(10))
+    assert log.log_end_offset == 10
+    assert tuple(log.epochs()) == (EpochEntry(1, 0),)
+    run(log.assign_epoch(5))
+    run(log.truncate_to(100))
+    assert tuple(log.epochs()) == (EpochEntry(1, 0),)
+    db = reopen(db)
+    try:
+        assert tuple(PartitionLog.open(db, TOPIC, 0).epochs()) == (EpochEntry(1, 0),)
+    finally:
+        db.close()
+
+
 def test_truncate_below_log_start_restarts_log(db: NodeDB) -> None:
     log = PartitionLog.open(db, TOPIC, 0)
     run(append_n(log, 3, epoch=2))

@@ -45,9 +45,26 @@ def leader_end_offset_for_epoch(log: EpochCacheView, leader_epoch: int, asked: i
     latest = log.latest_epoch()
     if asked < 0:
         return UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
+    if asked == leader_epoch and latest < asked:
+        return asked, log.log_end_offset  # the current epoch, not assigned in the log yet
     if latest < asked < leader_epoch or (latest < 0 <= asked):
         return latest, log.log_end_offset
     return log.end_offset_for_epoch(asked)
+
+
+def diverging_epoch(log: EpochCacheView, leader_epoch: int, last_fetched_epoch: int,
+                    fetch_offset: int) -> tuple[int, int] | None:
+    """The leader's check of every follower fetch (Kafka's fetch-time validation
+    since 2.7, KIP-595's DivergingEpoch): None when the follower's log agrees with
+    this one up to ``fetch_offset``, else the (epoch, end offset) to truncate by.
+    A diverged follower's fetch offset says nothing about what it shares with the
+    leader, so it must not count toward the HW or the ISR."""
+    if last_fetched_epoch < 0:
+        return None
+    epoch, end = leader_end_offset_for_epoch(log, leader_epoch, last_fetched_epoch)
+    if epoch < last_fetched_epoch or end < fetch_offset:
+        return epoch, end
+    return None
 
 
 def offset_truncation_state(log: EpochCacheView, high_watermark: int, leader_epoch: int,
@@ -72,6 +89,7 @@ __all__ = [
     "UNDEFINED_EPOCH_OFFSET",
     "EpochCacheView",
     "OffsetTruncationState",
+    "diverging_epoch",
     "leader_end_offset_for_epoch",
     "offset_truncation_state",
 ]

@@ -68,15 +68,32 @@ class FollowerFetchState:
         :meth:`after_truncation` once the cut is done."""
         return offset_truncation_state(log, high_watermark, leader_epoch, end_offset)
 
-    def after_truncation(self, step: OffsetTruncationState, log_end_before: int, log: EpochCacheView) -> None:
-        """An intermediate step that cut nothing would ask the same question again."""
-        self.needs_truncation = (not step.truncation_completed and step.offset < log_end_before
-                                 and log.latest_epoch() >= 0)
+    def after_truncation(self, step: OffsetTruncationState, log_end_before: int, latest_epoch_before: int,
+                         log: EpochCacheView) -> None:
+        """Kafka's loop: an intermediate KIP-279 step asks again until the epoch cache
+        agrees with the leader. Each step drops at least the latest local epoch (a
+        truncation at or past the log end still drops the entries there), so the
+        loop ends; a step that changed nothing would repeat forever and stops."""
+        progressed = log.log_end_offset != log_end_before or log.latest_epoch() != latest_epoch_before
+        self.needs_truncation = not step.truncation_completed and progressed and log.latest_epoch() >= 0
+
+    def on_diverging_epoch(self, log: EpochCacheView, high_watermark: int, epoch: int,
+                           end_offset: int) -> OffsetTruncationState:
+        """The leader answered a fetch with DivergingEpoch: where to cut (as for an
+        OffsetForLeaderEpoch answer). Call :meth:`after_truncation` once cut."""
+        self.ahead_of_leader = False
+        return offset_truncation_state(log, high_watermark, epoch, end_offset)
 
     # ------------------------------------------------------------------ fetch
     def fetch_offset(self, log: EpochCacheView) -> int:
         """A follower fetches from its durable log end."""
         return log.log_end_offset
+
+    def last_fetched_epoch(self, log: EpochCacheView) -> int | None:
+        """The epoch the fetch carries for the leader's divergence check (Kafka's
+        lastFetchedEpoch): the latest in the epoch cache; None when there is none."""
+        latest = log.latest_epoch()
+        return latest if latest >= 0 else None
 
     def on_fetched(self) -> None:
         """The leader answered the fetch with data (possibly none)."""
@@ -112,16 +129,36 @@ class FollowerFetchState:
         self.needs_truncation = True
 
 
-def batches_to_append(batches: Sequence[tuple[BatchHeader, bytes]],
-                      log_end_offset: int) -> list[tuple[BatchHeader, bytes]]:
-    """The fetched batches this log does not hold yet (those from its log end on)."""
-    return [(h, b) for h, b in batches if h.base_offset >= log_end_offset]
+@dataclass(frozen=True, slots=True)
+class FollowerAppend:
+    """What to do with fetched batches: an optional cut first, then the batches."""
+
+    truncate: LogAction | None
+    batches: list[tuple[BatchHeader, bytes]]
+
+
+def plan_follower_append(batches: Sequence[tuple[BatchHeader, bytes]], log_end_offset: int,
+                         log_start_offset: int) -> FollowerAppend:
+    """The fetched batches this log does not hold yet (those from its log end on).
+
+    A batch that starts below the log end and ends after it is the leader's batch
+    over offsets this replica holds in other batches; replicas copy whole batches,
+    so those cannot be the leader's: cut back to the batch's base offset and append
+    it (an empty log restarts there, as Kafka does when the leader's log start is
+    inside a batch)."""
+    for i, (header, _) in enumerate(batches):
+        if header.base_offset < log_end_offset < header.next_offset:
+            cut: LogAction = (TruncateFullyAndStartAt(header.base_offset) if log_end_offset == log_start_offset
+                              else TruncateTo(header.base_offset))
+            return FollowerAppend(cut, list(batches[i:]))
+    return FollowerAppend(None, [(h, b) for h, b in batches if h.base_offset >= log_end_offset])
 
 
 __all__ = [
+    "FollowerAppend",
     "FollowerFetchState",
     "LogAction",
     "TruncateFullyAndStartAt",
     "TruncateTo",
-    "batches_to_append",
+    "plan_follower_append",
 ]

@@ -23,7 +23,8 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 from raftlog.errors import ErrorCode, KafkaError
-from raftlog.node.broker.partition.follower import batches_to_append
+from raftlog.node.broker.partition.epochs import diverging_epoch
+from raftlog.node.broker.partition.follower import TruncateFullyAndStartAt, plan_follower_append
 from raftlog.node.broker.partition.state import (
     FollowerState,
     PartitionState,
@@ -279,15 +280,28 @@ class Partition:
                 # Kafka checks min.insync.replicas again once the HW passes the batch: an
                 # ISR that shrank meanwhile means fewer copies than the topic demands.
                 if len(self.isr) < waiter.min_isr:
-                    waiter.future.set_exception(KafkaError(
-                        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-                        f"written, but the ISR {list(self.isr)} shrank below min.insync.replicas={waiter.min_isr}",
-                    ))
+                    waiter.future.set_exception(self._not_enough_after_append(waiter.min_isr))
                 else:
                     waiter.future.set_result(None)
+            elif self._replicated_below_min_isr(waiter.required_hw):
+                # The ISR holds it, but below min.insync the HW cannot pass it (KIP-966).
+                waiter.future.set_exception(self._not_enough_after_append(self.config.min_insync_replicas))
             else:
                 keep.append(waiter)
         self._produce_waiters = keep
+
+    def _not_enough_after_append(self, min_isr: int) -> KafkaError:
+        return KafkaError(
+            ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+            f"written, but the ISR {list(self.isr)} shrank below min.insync.replicas={min_isr}",
+        )
+
+    def _replicated_below_min_isr(self, required_hw: int) -> bool:
+        """The ISR holds the batch but the HW cannot pass it (ISR below min.insync)."""
+        if not self.state.is_under_min_isr:
+            return False
+        replicated = self.state.replicated_offset(self.log_end_offset)
+        return replicated is not None and replicated >= required_hw
 
     def _hw_moved(self) -> None:
         self._complete_produce_waiters()
@@ -431,7 +445,7 @@ class Partition:
             raise self.not_leader_error()
         if self.debug_unsafe_acks:  # TEST-ONLY: see BrokerConfig.debug_unsafe_acks
             return
-        if self.high_watermark >= required_hw:
+        if self.high_watermark >= required_hw or self._replicated_below_min_isr(required_hw):
             if len(self.isr) < min_isr:
                 raise KafkaError(
                     ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
@@ -452,6 +466,10 @@ class Partition:
         finally:
             if waiter in self._produce_waiters:
                 self._produce_waiters.remove(waiter)
+
+    def diverging_epoch(self, last_fetched_epoch: int, fetch_offset: int) -> tuple[int, int] | None:
+        """Leader: (epoch, end offset) when a follower's log diverges from this one."""
+        return diverging_epoch(self.log, self.leader_epoch, last_fetched_epoch, fetch_offset)
 
     def update_follower_fetch_state(self, replica_id: int, fetch_offset: int, broker_epoch: int) -> None:
         if self.state.update_follower_fetch_state(replica_id, fetch_offset, broker_epoch,
@@ -487,8 +505,23 @@ class Partition:
         async with self.log_lock:
             if self.role is not Role.FOLLOWER or self.follower_generation != generation or self.removed:
                 return False
+            plan = plan_follower_append(batches, self.log_end_offset, self.log_start_offset)
+            if plan.truncate is not None:
+                self.logger.warning("leader batch straddles the log end: replacing the batches under it",
+                                    log_end_offset=self.log_end_offset, batch_base_offset=plan.truncate.offset)
+                if isinstance(plan.truncate, TruncateFullyAndStartAt):
+                    await self.log.truncate_fully_and_start_at(plan.truncate.offset)
+                    self.producer_state.reset()
+                    self.producer_state.built_to = plan.truncate.offset  # an empty log: nothing to remember
+                    self.state.on_truncated(self.log_end_offset)
+                else:
+                    await self.log.truncate_to(plan.truncate.offset)
+                    await self._after_truncation()
             leo = self.log_end_offset
-            fresh = batches_to_append(batches, leo)
+            fresh = plan.batches
+            if plan.truncate is not None and (not fresh or fresh[0][0].base_offset != leo):
+                # Our batch under it started lower and went whole: fetch again from the new end.
+                fresh = []
             if fresh and fresh[0][0].base_offset != leo:
                 raise KafkaError(ErrorCode.CORRUPT_MESSAGE,
                                  f"leader sent offset {fresh[0][0].base_offset}, expected {leo}")
@@ -503,6 +536,12 @@ class Partition:
                 self.notify()
             return True
 
+    async def _after_truncation(self) -> None:
+        """Under ``log_lock``, after the log lost its tail: producer state and HW follow."""
+        self.producer_state.truncate(self.log_end_offset)
+        self.state.on_truncated(self.log_end_offset)
+        self.notify()
+
     async def truncate_to(self, offset: int, generation: int) -> bool:
         async with self.log_lock:
             if self.role is not Role.FOLLOWER or self.follower_generation != generation or self.removed:
@@ -511,9 +550,10 @@ class Partition:
                 self.logger.info("truncating divergent suffix", from_offset=self.log_end_offset,
                                  to_offset=offset, high_watermark=self.high_watermark)
                 await self.log.truncate_to(max(offset, self.log_start_offset))
-                self.producer_state.truncate(self.log_end_offset)
-                self.state.on_truncated(self.log_end_offset)
-                self.notify()
+                await self._after_truncation()
+            else:
+                # No batch goes, but an epoch entry at the log end does (KIP-279).
+                await self.log.truncate_to(offset)
             return True
 
     async def truncate_fully_and_start_at(self, offset: int, generation: int) -> bool:

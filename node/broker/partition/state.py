@@ -34,6 +34,16 @@ UNKNOWN_OFFSET = -1
 #: After the controller refused an ISR change, wait this long before proposing
 #: another (a leader whose metadata lags would otherwise ask on every fetch).
 ISR_RETRY_BACKOFF_MS = 200
+#: AlterPartition errors that prove the change was not applied (Kafka resets the
+#: pending state on these only).
+_NOT_APPLIED = frozenset({ErrorCode.OPERATION_NOT_ATTEMPTED, ErrorCode.INELIGIBLE_REPLICA})
+#: Errors after which the leader waits for metadata, keeping the maximal ISR (KIP-497).
+_WAIT_FOR_METADATA = frozenset({
+    ErrorCode.INVALID_UPDATE_VERSION,
+    ErrorCode.FENCED_LEADER_EPOCH,
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    ErrorCode.UNKNOWN_TOPIC_ID,
+})
 
 
 class Role(enum.Enum):
@@ -249,18 +259,33 @@ class PartitionState:
         self.pending_isr = None
 
     # ------------------------------------------------------------------ HW
-    def maybe_increment_hw(self, log_end_offset: int) -> bool:
-        """Leader: HW = min LEO over the maximal ISR; never moves back. True when it moved."""
-        if self.role is not Role.LEADER:
-            return False
-        new_hw = log_end_offset
+    @property
+    def is_under_min_isr(self) -> bool:
+        """The committed ISR is smaller than min.insync.replicas."""
+        return len(self.isr) < self.config.min_insync_replicas
+
+    def replicated_offset(self, log_end_offset: int) -> int | None:
+        """Min log end offset over the maximal ISR (what the HW would be); None while
+        a member has not fetched since this leadership began."""
+        low = log_end_offset
         for b in self.maximal_isr:
             if b == self.broker_id:
                 continue
             state = self.followers.get(b)
             if state is None or state.log_end_offset < 0:
-                return False  # not heard from since this leadership began
-            new_hw = min(new_hw, state.log_end_offset)
+                return None
+            low = min(low, state.log_end_offset)
+        return low
+
+    def maybe_increment_hw(self, log_end_offset: int) -> bool:
+        """Leader: HW = min LEO over the maximal ISR; never moves back, and does not
+        move while the ISR is below min.insync.replicas (KIP-966: what fewer replicas
+        than the topic demands hold is not exposed). True when it moved."""
+        if self.role is not Role.LEADER or self.is_under_min_isr:
+            return False
+        new_hw = self.replicated_offset(log_end_offset)
+        if new_hw is None:
+            return False  # a member not heard from since this leadership began
         if new_hw > self.high_watermark:
             self.high_watermark = new_hw
             return True
@@ -365,10 +390,23 @@ class PartitionState:
             else:
                 change.accepted_epoch = result_partition_epoch
             return False
-        self.logger.info("AlterPartition refused", error=error.name, new_isr=list(change.new_isr))
-        self.pending_isr = None
-        self.isr_retry_after_ms = now_ms + ISR_RETRY_BACKOFF_MS
-        return self.maybe_increment_hw(log_end_offset)
+        if error in _NOT_APPLIED:
+            # Only these prove the change was not applied: back to the committed ISR.
+            self.logger.info("AlterPartition refused", error=error.name, new_isr=list(change.new_isr))
+            self.pending_isr = None
+            self.isr_retry_after_ms = now_ms + ISR_RETRY_BACKOFF_MS
+            return self.maybe_increment_hw(log_end_offset)
+        if error in _WAIT_FOR_METADATA:
+            # A retry of a change that may have been committed can be refused this way
+            # although the controller applied it: keep the maximal ISR until metadata
+            # shows the outcome (which replaces the pending change).
+            self.logger.info("AlterPartition refused; keeping the maximal ISR until metadata shows the outcome",
+                             error=error.name, new_isr=list(change.new_isr), maximal_isr=list(self.maximal_isr))
+            return False
+        # Anything else: outcome unknown, send again.
+        self.logger.info("AlterPartition failed; will retry", error=error.name, new_isr=list(change.new_isr))
+        change.unknown_outcome = True
+        return False
 
 
 __all__ = [
