@@ -48,6 +48,7 @@ from raftlog.node.broker.config import BrokerConfig
 from raftlog.node.broker.partition import Partition, PendingIsrChange, Role, Transition, group_batches, validate_produce
 from raftlog.node.broker.partition.epochs import leader_end_offset_for_epoch
 from raftlog.node.broker.partition.follower import FollowerFetchState, TruncateFullyAndStartAt
+from raftlog.node.broker.replica_manager import _UNKNOWN_OUTCOME
 from raftlog.node.controller import partitions as decisions
 from raftlog.node.controller.controller import QuorumController
 from raftlog.node.metadata.image import NO_LEADER, MetadataDelta, MetadataImage, PartitionRegistration
@@ -71,9 +72,8 @@ ALTER_TIMEOUT_TICKS = 8
 PRODUCE_TIMEOUT_TICKS = 25
 FETCH_TIMEOUT_TICKS = 6
 SESSION_TICKS = 12
-#: AlterPartition failures whose outcome is unknown (the broker's _UNKNOWN_OUTCOME).
-UNKNOWN_OUTCOME = frozenset({ErrorCode.NETWORK_EXCEPTION, ErrorCode.REQUEST_TIMED_OUT, ErrorCode.NOT_CONTROLLER,
-                             ErrorCode.UNKNOWN_SERVER_ERROR, ErrorCode.BROKER_NOT_AVAILABLE})
+#: AlterPartition failures whose outcome is unknown: the broker retries them.
+UNKNOWN_OUTCOME = _UNKNOWN_OUTCOME
 
 Key = tuple[str, int]  # (topic id, partition)
 Record = metadata_pb2.MetadataRecord
@@ -94,6 +94,7 @@ class FetchRequest:
     current_leader_epoch: int
     broker_epoch: int
     max_bytes: int
+    last_fetched_epoch: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,8 @@ class FetchResponse:
     high_watermark: int
     log_start_offset: int
     records: bytes
+    diverging: tuple[int, int] | None = None
+    """The leader's DivergingEpoch (epoch, end offset) for a follower whose log diverges."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -622,7 +625,8 @@ class Broker:
             return
         f.inflight_until = sim.now + FETCH_TIMEOUT_TICKS
         sim.send(FetchRequest(self.id, p.leader_id, key, state.generation, state.fetch_offset(p.log),
-                              p.leader_epoch, max(0, self.broker_epoch()), sim.p.fetch_max_bytes))
+                              p.leader_epoch, max(0, self.broker_epoch()), sim.p.fetch_max_bytes,
+                              state.last_fetched_epoch(p.log)))
 
     def _follow_for(self, key: Key, generation: int) -> Follow | None:
         f = self.follows.get(key)
@@ -644,10 +648,10 @@ class Broker:
         if m.error:
             state.on_partition_error(m.error, self.sim.clock(), self.config.replica_fetch_backoff_ms)
         else:
-            leo = p.log_end_offset
+            leo, latest = p.log_end_offset, p.log.latest_epoch()
             step = state.on_epoch_end(p.log, p.high_watermark, m.leader_epoch, m.end_offset)
             if run_sync(p.truncate_to(step.offset, state.generation)):
-                state.after_truncation(step, leo, p.log)
+                state.after_truncation(step, leo, latest, p.log)
             self.sim.log(f"broker {self.id} {m.key[1]}: epoch check asked={m.asked} -> ({m.leader_epoch}, "
                          f"{m.end_offset}) cut {step.offset} leo {leo}->{p.log_end_offset} "
                          f"again={state.needs_truncation}")
@@ -674,6 +678,15 @@ class Broker:
                 self.sim.after_truncation(self, p)
         elif m.error:
             state.on_partition_error(m.error, self.sim.clock(), backoff)
+        elif m.diverging is not None:
+            latest = p.log.latest_epoch()
+            step = state.on_diverging_epoch(p.log, p.high_watermark, *m.diverging)
+            if run_sync(p.truncate_to(step.offset, state.generation)):
+                state.after_truncation(step, leo, latest, p.log)
+            self.sim.log(f"broker {self.id} {m.key[1]}: fetch@{m.fetch_offset} DIVERGING {m.diverging} cut "
+                         f"{step.offset} -> leo={p.log_end_offset} again={state.needs_truncation}")
+            if not state.needs_truncation:
+                self.sim.after_truncation(self, p)
         else:
             state.on_fetched()
             try:
@@ -702,6 +715,13 @@ class Broker:
         try:
             p = self._leader_for(m.src, m.key, m.current_leader_epoch)
             start, hw = p.log_start_offset, p.high_watermark
+            diverging = (None if m.last_fetched_epoch is None
+                         else p.diverging_epoch(m.last_fetched_epoch, m.fetch_offset))
+            if diverging is not None:
+                # Not a log end it shares with the leader: counts toward neither HW nor ISR.
+                self.sim.send(FetchResponse(self.id, m.src, m.key, m.generation, m.fetch_offset, 0, "", hw, start,
+                                            b"", diverging))
+                return
             if m.fetch_offset < p.log_start_offset or m.fetch_offset > p.log_end_offset:
                 raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE,
                                  f"fetch offset {m.fetch_offset} outside [{p.log_start_offset}, {p.log_end_offset}]")
