@@ -90,6 +90,8 @@ class FetchRequest:
     dst: int
     key: Key
     generation: int
+    call: int
+    """The follower's RPC number: an answer to a call it gave up on is dropped (as gRPC)."""
     fetch_offset: int
     current_leader_epoch: int
     broker_epoch: int
@@ -103,6 +105,8 @@ class FetchResponse:
     dst: int
     key: Key
     generation: int
+    call: int
+    """The follower's RPC number: an answer to a call it gave up on is dropped (as gRPC)."""
     fetch_offset: int
     error: int
     message: str
@@ -119,6 +123,8 @@ class EpochRequest:
     dst: int
     key: Key
     generation: int
+    call: int
+    """The follower's RPC number: an answer to a call it gave up on is dropped (as gRPC)."""
     current_leader_epoch: int
     leader_epoch: int
 
@@ -129,6 +135,8 @@ class EpochResponse:
     dst: int
     key: Key
     generation: int
+    call: int
+    """The follower's RPC number: an answer to a call it gave up on is dropped (as gRPC)."""
     asked: int
     error: int
     message: str
@@ -466,6 +474,7 @@ class Follow:
     state: FollowerFetchState
     inflight_until: int = -1
     next_at: int = 0
+    call: int = 0
 
     @property
     def current(self) -> bool:
@@ -621,16 +630,18 @@ class Broker:
                 sim.after_truncation(self, p)
                 return
             f.inflight_until = sim.now + FETCH_TIMEOUT_TICKS
-            sim.send(EpochRequest(self.id, p.leader_id, key, state.generation, p.leader_epoch, latest))
+            f.call += 1
+            sim.send(EpochRequest(self.id, p.leader_id, key, state.generation, f.call, p.leader_epoch, latest))
             return
         f.inflight_until = sim.now + FETCH_TIMEOUT_TICKS
-        sim.send(FetchRequest(self.id, p.leader_id, key, state.generation, state.fetch_offset(p.log),
+        f.call += 1
+        sim.send(FetchRequest(self.id, p.leader_id, key, state.generation, f.call, state.fetch_offset(p.log),
                               p.leader_epoch, max(0, self.broker_epoch()), sim.p.fetch_max_bytes,
                               state.last_fetched_epoch(p.log)))
 
-    def _follow_for(self, key: Key, generation: int) -> Follow | None:
+    def _follow_for(self, key: Key, generation: int, call: int) -> Follow | None:
         f = self.follows.get(key)
-        if f is None or f.state.generation != generation or not f.current:
+        if f is None or f.state.generation != generation or not f.current or f.call != call or f.inflight_until < 0:
             return None
         return f
 
@@ -639,7 +650,7 @@ class Broker:
             f.next_at = self.sim.now + int(self.config.replica_fetch_backoff_ms // TICK_MS)
 
     def on_epoch_response(self, m: EpochResponse) -> None:
-        f = self._follow_for(m.key, m.generation)
+        f = self._follow_for(m.key, m.generation, m.call)
         if f is None:
             return
         f.inflight_until = -1
@@ -660,7 +671,7 @@ class Broker:
         self._backoff(f, before)
 
     def on_fetch_response(self, m: FetchResponse) -> None:
-        f = self._follow_for(m.key, m.generation)
+        f = self._follow_for(m.key, m.generation, m.call)
         if f is None:
             return
         f.inflight_until = -1
@@ -719,7 +730,7 @@ class Broker:
                          else p.diverging_epoch(m.last_fetched_epoch, m.fetch_offset))
             if diverging is not None:
                 # Not a log end it shares with the leader: counts toward neither HW nor ISR.
-                self.sim.send(FetchResponse(self.id, m.src, m.key, m.generation, m.fetch_offset, 0, "", hw, start,
+                self.sim.send(FetchResponse(self.id, m.src, m.key, m.generation, m.call, m.fetch_offset, 0, "", hw, start,
                                             b"", diverging))
                 return
             if m.fetch_offset < p.log_start_offset or m.fetch_offset > p.log_end_offset:
@@ -732,20 +743,20 @@ class Broker:
             hw = p.high_watermark
             records = p.log.read(m.fetch_offset, max(1, m.max_bytes), p.log_end_offset).records
         except KafkaError as exc:
-            self.sim.send(FetchResponse(self.id, m.src, m.key, m.generation, m.fetch_offset, int(exc.code),
+            self.sim.send(FetchResponse(self.id, m.src, m.key, m.generation, m.call, m.fetch_offset, int(exc.code),
                                         exc.info.message, hw, start, b""))
             return
-        self.sim.send(FetchResponse(self.id, m.src, m.key, m.generation, m.fetch_offset, 0, "", hw, start, records))
+        self.sim.send(FetchResponse(self.id, m.src, m.key, m.generation, m.call, m.fetch_offset, 0, "", hw, start, records))
 
     def on_epoch(self, m: EpochRequest) -> None:
         try:
             p = self._leader_for(m.src, m.key, m.current_leader_epoch)
             epoch, end = leader_end_offset_for_epoch(p.log, p.leader_epoch, m.leader_epoch)
         except KafkaError as exc:
-            self.sim.send(EpochResponse(self.id, m.src, m.key, m.generation, m.leader_epoch, int(exc.code),
+            self.sim.send(EpochResponse(self.id, m.src, m.key, m.generation, m.call, m.leader_epoch, int(exc.code),
                                         exc.info.message, -1, -1))
             return
-        self.sim.send(EpochResponse(self.id, m.src, m.key, m.generation, m.leader_epoch, 0, "", epoch, end))
+        self.sim.send(EpochResponse(self.id, m.src, m.key, m.generation, m.call, m.leader_epoch, 0, "", epoch, end))
 
     # -- produce (ReplicaManager.produce, acks=all) ---------------------------------
     def on_produce(self, m: ProduceRequest) -> None:
