@@ -1316,7 +1316,9 @@ class Sim:
             if reg.leader == NO_LEADER:
                 return f"partition {pid} has no leader"
             if sorted(reg.isr) != sorted(reg.replicas):
-                return f"partition {pid}: ISR {list(reg.isr)} of replicas {list(reg.replicas)}"
+                lp = self.brokers[reg.leader].partitions.get(key) if reg.leader != NO_LEADER else None
+                return (f"partition {pid}: ISR {list(reg.isr)} of replicas {list(reg.replicas)}; leader "
+                        f"{reg.leader} has pending ISR change {None if lp is None else lp.pending_isr}")
             leader = self.brokers[reg.leader]
             lp = leader.partitions.get(key)
             if lp is None or lp.role is not Role.LEADER or lp.leader_epoch != reg.leader_epoch:
@@ -1335,7 +1337,7 @@ class Sim:
         self.log("HEAL ALL: no faults from now on")
         self.healing = True
         p = self.p
-        p.drop = p.crash = p.cut = p.failover = p.slow_commit = p.dup_alter = p.recreate = 0.0
+        p.drop = p.crash = p.cut = p.failover = p.slow_commit = p.dup_alter = p.recreate = p.move_leader = 0.0
         p.max_delay = 1
         self.group = {i: 0 for i in self.group}
         for b in self.brokers.values():
