@@ -62,7 +62,7 @@ from tests.isr_sim.fakes import QUIET_LOGGER, FakeDB, SyncCommitter, run_sync
 logger = logging.getLogger(__name__)
 
 TICK_MS = 10
-CHAOS_TICKS = 160
+CHAOS_TICKS = 400
 LIVENESS_TICKS = 300
 FULL_CHECK_EVERY = 10
 CONTROLLER = 0  # the controller's id on the simulated network
@@ -1339,6 +1339,7 @@ class Sim:
         p = self.p
         p.drop = p.crash = p.cut = p.failover = p.slow_commit = p.dup_alter = p.recreate = p.move_leader = 0.0
         p.max_delay = 1
+        p.fetch_max_bytes = 1 << 20  # catch up in whole responses, not one batch a tick
         self.group = {i: 0 for i in self.group}
         for b in self.brokers.values():
             if not b.up:
