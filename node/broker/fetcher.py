@@ -261,7 +261,8 @@ class ReplicaFetcher:
             self.logger.info("leader reports a diverging epoch", topic=p.topic, partition=p.partition,
                              last_fetched_epoch=latest, leader_epoch=epoch, end_offset=end_offset,
                              truncated_to=step.offset, done=step.truncation_completed)
-            state.follow.after_truncation(step, leo, latest, p.log)
+            if not state.follow.after_truncation(step, leo, latest, p.log):
+                state.follow.on_no_progress(now_ms(), self.config.replica_fetch_backoff_ms)
 
     # ------------------------------------------------------------------ fetch
     async def _fetch(self, states: list[FetchState]) -> None:

@@ -55,21 +55,27 @@ class ProducerStateManager:
         self.producers.clear()
         self.built_to = -1
 
-    def truncate(self, offset: int) -> None:
-        """Forget batches at or after ``offset`` (the log was truncated there). A
-        producer whose remembered batches all went is forgotten: it is then accepted
-        at any sequence, as a producer whose state aged out."""
+    def truncate(self, offset: int) -> bool:
+        """Forget batches at or after ``offset`` (the log was truncated there).
+
+        Returns True when a producer lost every batch remembered for it: its earlier
+        batches may still be in the log, so the caller must rebuild the state from
+        the log (Kafka reloads producer state after a truncation); a forgotten
+        producer would be accepted at any sequence."""
         if self.built_to < 0:
-            return
+            return False
+        forgot = False
         for pid in list(self.producers):
             entry = self.producers[pid]
             kept = [b for b in entry.batches if b.last_offset < offset]
             if not kept:
                 del self.producers[pid]
+                forgot = True
             elif len(kept) != len(entry.batches):
                 entry.batches.clear()
                 entry.batches.extend(kept)
         self.built_to = min(self.built_to, offset)
+        return forgot
 
     def check(self, header: BatchHeader, pending: dict[int, BatchMetadata]) -> BatchMetadata | None:
         """For a leader append: the original batch when ``header`` is a duplicate, None

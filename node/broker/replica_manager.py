@@ -24,6 +24,8 @@ from raftlog.node.broker.config import BrokerConfig
 from raftlog.node.broker.fetcher import ReplicaFetcher
 from raftlog.node.broker.partition.epochs import leader_end_offset_for_epoch
 from raftlog.node.broker.partition import (
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
     AppendResult,
     Partition,
     PendingIsrChange,
@@ -43,8 +45,6 @@ from raftlog.v1 import controller_pb2, errors_pb2, replication_pb2
 #: (db, topic id, partition) -> the partition's log. Default: PartitionLog.open.
 LogFactory = Callable[[NodeDB, str, int], ReplicaLog]
 
-LATEST_TIMESTAMP = -1
-EARLIEST_TIMESTAMP = -2
 
 #: AlterPartition failures whose outcome is unknown: the change may be committed.
 _UNKNOWN_OUTCOME = frozenset({
@@ -60,6 +60,12 @@ def _default_log_factory(db: NodeDB, topic_id: str, partition: int) -> ReplicaLo
     from raftlog.storage.partition_log import PartitionLog
 
     return PartitionLog.open(db, topic_id, partition)
+
+
+def _default_stored_partitions(db: NodeDB) -> list[tuple[str, int]]:
+    from raftlog.storage.partition_log import stored_partitions
+
+    return stored_partitions(db)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,7 @@ class ReplicaManager:
         controller_client: ControllerClient,
         *,
         log_factory: LogFactory | None = None,
+        stored_partitions: Callable[[NodeDB], Iterable[tuple[str, int]]] | None = None,
         clock: Callable[[], float] = now_ms,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
@@ -112,6 +119,7 @@ class ReplicaManager:
         self.peer_client_factory = peer_client_factory
         self.controller_client = controller_client
         self._log_factory = log_factory or _default_log_factory
+        self._stored_partitions = stored_partitions or _default_stored_partitions
         self.clock = clock
         self.wall_clock_ms = wall_clock_ms
         self.image = MetadataImage()
@@ -124,6 +132,7 @@ class ReplicaManager:
         self._producer_state_queue: asyncio.Queue[Partition] = asyncio.Queue()
         self._started = False
         self._stopped = False
+        self._strays_checked = False
         self.logger: FilteringBoundLogger = structlog.get_logger("replica-manager").bind(node_id=broker_id)
 
     # ------------------------------------------------------------------ lifecycle
@@ -219,6 +228,11 @@ class ReplicaManager:
     def on_metadata(self, image: MetadataImage) -> None:
         """Adopt a new image: call on the event loop after every applied metadata batch."""
         previous, self.image = self.image, image
+        if not self._strays_checked and self.broker_id in image.brokers:
+            # The first image that has this broker's registration holds every record
+            # committed before it started, in particular any topic deletion it missed.
+            self._strays_checked = True
+            self._remove_stray_partitions(image)
         if (image.topics is previous.topics and image.brokers is previous.brokers
                 and image.configs is previous.configs and previous.offset > 0):
             return  # no-op records only: images share unchanged maps (copy-on-write)
@@ -270,6 +284,25 @@ class ReplicaManager:
             if len(fetcher) == 0:
                 del self.fetchers[leader_id]
                 self._spawn(fetcher.stop(), f"stop-fetcher-{leader_id}")
+
+    def _remove_stray_partitions(self, image: MetadataImage) -> None:
+        """KRaft brokers' startup cleanup: partitions stored here whose topic id the
+        image does not have belong to topics deleted while this broker was down."""
+        try:
+            stored = self._stored_partitions(self.db)
+        except Exception as exc:  # noqa: BLE001 - never stop serving for a cleanup
+            self.logger.error("cannot list stored partitions", error=repr(exc), exc_info=True)
+            return
+        strays = [(t, pid) for t, pid in stored if t not in image.topics and (t, pid) not in self.partitions]
+        for topic_id, pid in strays:
+            self.logger.warning("removing stray partition: its topic is not in the metadata",
+                                topic_id=topic_id, partition=pid, metadata_offset=image.offset)
+            self._spawn(self._delete_stray(topic_id, pid), f"delete-stray-{topic_id}-{pid}")
+
+    async def _delete_stray(self, topic_id: str, pid: int) -> None:
+        log = self._log_factory(self.db, topic_id, pid)
+        await log.delete()
+        self.logger.info("stray partition removed", topic_id=topic_id, partition=pid)
 
     def _after_transition(self, p: Partition, transition: Transition) -> None:
         if transition is Transition.BECAME_LEADER:
@@ -412,14 +445,10 @@ class ReplicaManager:
         p.require_leader()
         if timestamp == EARLIEST_TIMESTAMP:
             return OffsetResult(p.log_start_offset, -1, p.leader_epoch)
-        if timestamp == LATEST_TIMESTAMP:
-            return OffsetResult(p.high_watermark, -1, p.leader_epoch)
-        if timestamp < 0:
+        if timestamp < 0 and timestamp != LATEST_TIMESTAMP:
             raise KafkaError(ErrorCode.INVALID_REQUEST, f"timestamp {timestamp}: use -2, -1 or a time in ms")
-        found = p.log.offset_for_timestamp(timestamp, p.high_watermark)  # consumers see below the HW
-        if found is None:
-            return OffsetResult(-1, -1, p.leader_epoch)
-        return OffsetResult(found[0], found[1], p.leader_epoch)
+        offset, found_timestamp = p.fetch_offset_for_timestamp(timestamp)
+        return OffsetResult(offset, found_timestamp, p.leader_epoch)
 
     async def allocate_producer_ids(self) -> tuple[int, int]:
         """A block of producer ids from the active controller: (first id, count)."""
@@ -472,25 +501,25 @@ class ReplicaManager:
                                                  item.current_leader_epoch)
                     data.log_start_offset = p.log_start_offset
                     data.high_watermark = p.high_watermark
-                    diverging = (p.diverging_epoch(item.last_fetched_epoch, item.fetch_offset)
-                                 if item.HasField("last_fetched_epoch") else None)
-                    if diverging is not None:
-                        # Its fetch offset is not a log end it shares with this leader:
-                        # it counts toward neither HW nor ISR; answer at once.
-                        data.diverging_epoch.epoch, data.diverging_epoch.end_offset = diverging
-                        answer_now = True
-                        continue
-                    if item.fetch_offset < p.log_start_offset or item.fetch_offset > p.log_end_offset:
+                    if first:
+                        last_fetched_epoch = (item.last_fetched_epoch if item.HasField("last_fetched_epoch")
+                                              else None)
+                        seen = p.on_follower_fetch(request.replica_id, item.fetch_offset, last_fetched_epoch,
+                                                   request.broker_epoch)
+                        if seen.diverging_epoch is not None:
+                            # Its fetch offset is not a log end it shares with this leader:
+                            # it counts toward neither HW nor ISR; answer at once.
+                            data.diverging_epoch.epoch, data.diverging_epoch.end_offset = seen.diverging_epoch
+                            answer_now = True
+                            continue
+                        if seen.isr_change is not None:
+                            isr_changes.append((p, seen.isr_change))
+                        data.high_watermark = p.high_watermark
+                    elif item.fetch_offset < p.log_start_offset or item.fetch_offset > p.log_end_offset:
                         raise KafkaError(
                             ErrorCode.OFFSET_OUT_OF_RANGE,
                             f"fetch offset {item.fetch_offset} is outside [{p.log_start_offset}, {p.log_end_offset}]",
                         )
-                    if first:
-                        p.update_follower_fetch_state(request.replica_id, item.fetch_offset, request.broker_epoch)
-                        change = p.prepare_isr_expansion()
-                        if change is not None:
-                            isr_changes.append((p, change))
-                        data.high_watermark = p.high_watermark
                     leaders.append(p)
                     budget = min(item.max_bytes or self.config.replica_fetch_max_bytes, budget_total - total)
                     if budget > 0 or total == 0:

@@ -105,6 +105,30 @@ def topic_id_bytes(topic_id: str) -> bytes:
     return raw
 
 
+def topic_id_str(raw: bytes) -> str:
+    """Kafka's form (URL-safe base64, no padding) of a topic id's 16 raw bytes."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def stored_partitions(db: NodeDB) -> list[tuple[str, int]]:
+    """(topic id, partition) of every partition with batches or state in ``db``,
+    sorted. One seek per partition: each found prefix skips to the next one."""
+    found: set[tuple[str, int]] = set()
+    prefix_len = 16 + _U32.size
+    for view in (db.partition_batches, db.partition_state):
+        lo = b""
+        while (key := view.first_key(lo)) is not None:
+            if len(key) < prefix_len:
+                raise DataDirCorruptError(f"partition key {key.hex()} is shorter than its prefix")
+            prefix = key[:prefix_len]
+            found.add((topic_id_str(prefix[:16]), _U32.unpack_from(prefix, 16)[0]))
+            following = int.from_bytes(prefix, "big") + 1
+            if following >= 1 << (8 * prefix_len):
+                break
+            lo = following.to_bytes(prefix_len, "big")
+    return sorted(found)
+
+
 def _encode_epochs(epochs: Sequence[EpochEntry]) -> bytes:
     return _EPOCHS_HEAD.pack(_VERSION, len(epochs)) + b"".join(
         _EPOCH_ENTRY.pack(e.epoch, e.start_offset) for e in epochs

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from raftlog.node.broker.partition import Partition, Transition
+from raftlog.node.broker.partition import FollowerFetch, Partition, PartitionState, Transition
 from raftlog.node.broker.partition.epochs import diverging_epoch
 from raftlog.node.broker.partition.follower import FollowerFetchState
 from raftlog.node.controller.topics import new_topic_id
@@ -63,16 +63,18 @@ def test_follower_drops_divergent_suffix_after_unclean_elections(tmp_path: Path)
     async def scenario() -> None:
         topic_id = new_topic_id()
         await prepare_unclean_history(tmp_path, topic_id)
-        async with Cluster(tmp_path, size=2) as c:
-            c.controller.commit([
-                Record(topic=metadata_pb2.TopicRecord(name="t", topic_id=topic_id)),
-                Record(partition=metadata_pb2.PartitionRecord(
-                    topic_id=topic_id, partition_id=0, replicas=[B, X], isr=[X],
-                    leader=X, leader_epoch=6, partition_epoch=9,
-                )),
-                Record(config=metadata_pb2.ConfigRecord(
-                    resource_name="t", name="unclean.leader.election.enable", value="true")),
-            ])
+        cluster = Cluster(tmp_path, size=2)
+        # In metadata before the brokers start, so their first image has the topic.
+        cluster.controller.commit([
+            Record(topic=metadata_pb2.TopicRecord(name="t", topic_id=topic_id)),
+            Record(partition=metadata_pb2.PartitionRecord(
+                topic_id=topic_id, partition_id=0, replicas=[B, X], isr=[X],
+                leader=X, leader_epoch=6, partition_epoch=9,
+            )),
+            Record(config=metadata_pb2.ConfigRecord(
+                resource_name="t", name="unclean.leader.election.enable", value="true")),
+        ])
+        async with cluster as c:
             await poll(lambda: c[X].partition("t").is_leader, what="X leads")
             leader = c[X].partition("t")
             follower = c[B].partition("t")
@@ -167,3 +169,33 @@ def test_pure_follower_loop_converges_on_the_scenario() -> None:
         assert len(steps) < 5
     assert steps == [((2, 8), 10, False), ((1, 5), 5, True)]
     assert follower.log_end_offset == 5 and follower.latest_epoch() == 1
+
+
+def test_pure_leader_counts_a_follower_only_once_its_log_agrees() -> None:
+    leader_log = EpochLog(12, [(1, 0), (2, 5), (6, 8)])
+    state = PartitionState(X, replica_lag_time_max_ms=1000, high_watermark=5)
+    reg = PartitionRegistration((B, X), (X,), X, 6, 9)
+    live = {B: 1, X: 1}
+    assert state.apply_metadata(reg, TopicConfig.of({}), live, now_ms=0, log_end_offset=12) is Transition.BECAME_LEADER
+    state.assign_epoch_start(8)
+    assert state.high_watermark == 12
+    # B at 12 with its stale epoch 4: diverged; neither its offset nor an expansion counts.
+    seen = state.on_follower_fetch(leader_log, B, 12, 4, 1, now_ms=1)
+    assert seen == FollowerFetch(diverging_epoch=(2, 8), hw_moved=False, isr_change=None)
+    assert state.followers[B].log_end_offset == -1 and state.pending_isr is None
+    # After its cut to 5 (epoch 1) it agrees, and catches up: now it may join.
+    assert state.on_follower_fetch(leader_log, B, 5, 1, 1, now_ms=2).diverging_epoch is None
+    seen = state.on_follower_fetch(leader_log, B, 12, 6, 1, now_ms=3)
+    assert seen.diverging_epoch is None and seen.isr_change is not None
+    assert seen.isr_change.new_isr == (X, B)
+
+
+def test_pure_follower_backs_off_when_a_divergence_cut_changes_nothing() -> None:
+    follower = EpochLog(5, [(1, 0)])
+    state = FollowerFetchState(generation=1, needs_truncation=False)
+    step = state.on_diverging_epoch(follower, 5, -1, -1)  # the leader knows no such epoch
+    assert step.offset == 5
+    follower.truncate_to(step.offset)
+    assert not state.after_truncation(step, 5, 1, follower)
+    state.on_no_progress(100.0, 50)
+    assert state.delayed_until_ms == 150.0 and not state.needs_truncation

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import raftlog.node.broker.partition as partition_pkg
 
-FORBIDDEN = {"asyncio", "grpc", "rocksdict", "time", "threading", "socket", "os", "random", "datetime",
+FORBIDDEN = {"asyncio", "grpc", "rocksdict", "time", "threading", "socket", "os", "random", "datetime", "structlog",
              "importlib"}
 PURE_MODULES = ("state.py", "epochs.py", "follower.py")
 #: Pure modules may use these project modules only (themselves free of I/O).

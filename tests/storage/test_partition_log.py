@@ -30,6 +30,7 @@ from raftlog.storage.partition_log import (
     AppendOffsetError,
     EpochEntry,
     PartitionLog,
+    stored_partitions,
     topic_id_bytes,
 )
 
@@ -647,3 +648,15 @@ def test_kill9_keeps_every_acknowledged_batch(tmp_path: Path) -> None:
 
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "writer":
     asyncio.run(_writer(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+
+
+def test_stored_partitions_lists_every_partition_once(db: NodeDB) -> None:
+    assert stored_partitions(db) == []
+    a0, a7 = PartitionLog.open(db, TOPIC, 0), PartitionLog.open(db, TOPIC, 7)
+    run(append_n(a0, 3))
+    run(append_n(a7, 1))
+    b = PartitionLog.open(db, OTHER_TOPIC, 2)
+    run(b.checkpoint_high_watermark(1))  # state only, no batches
+    assert stored_partitions(db) == sorted([(TOPIC, 0), (TOPIC, 7), (OTHER_TOPIC, 2)])
+    run(a7.delete())
+    assert stored_partitions(db) == sorted([(TOPIC, 0), (OTHER_TOPIC, 2)])

@@ -1,22 +1,38 @@
 """One partition replica: a pure state machine driven by an async I/O shell.
 
-Pure modules (no asyncio, time, grpc, rocksdict or I/O; the clock is a parameter),
-the API a simulation drives with an in-memory log:
+Pure modules (no asyncio, time, grpc, rocksdict, structlog or other I/O; the clock
+and the log end offset are parameters, the log is read through ``EpochCacheView``).
+The API a simulation drives, with an in-memory log:
 
-- :mod:`.state` — :class:`PartitionState`: ``apply_metadata(reg, config, live_brokers,
-  now_ms=, log_end_offset=) -> Transition``; leader side ``update_follower_fetch_state``,
-  ``maybe_increment_hw``, ``prepare_isr_expansion``, ``prepare_isr_shrink``,
-  ``resend_candidate``, ``on_alter_partition_result``, ``maximal_isr``; follower side
-  ``update_follower_hw``, ``on_truncated``; plus :class:`FollowerState`,
-  :class:`PendingIsrChange`, :class:`Role`, :class:`Transition`.
-- :mod:`.epochs` — :class:`EpochCacheView` (what is read of a log),
-  ``leader_end_offset_for_epoch`` (the leader's OffsetForLeaderEpoch answer) and
-  ``offset_truncation_state`` (the follower's cut, KIP-101/279).
-- :mod:`.follower` — :class:`FollowerFetchState`: ``epoch_to_query``,
-  ``truncation_without_epochs``, ``on_epoch_end`` / ``after_truncation``,
-  ``fetch_offset``, ``on_fetched``, ``on_out_of_range``, ``on_partition_error``,
-  ``on_append_mismatch``; ``batches_to_append``; actions :class:`TruncateTo`,
-  :class:`TruncateFullyAndStartAt`.
+- :mod:`.state` — :class:`PartitionState` (one per replica):
+  ``apply_metadata(reg, config, live_brokers, now_ms=, log_end_offset=) -> Transition``;
+  leader: ``assign_epoch_start(offset)`` (once the epoch is in its log),
+  ``on_follower_fetch(log, replica_id, fetch_offset, last_fetched_epoch, broker_epoch,
+  now_ms=) -> FollowerFetch`` (divergence check, then HW and ISR expansion),
+  ``maybe_increment_hw(log_end_offset)``, ``prepare_isr_shrink(now_ms, log_end_offset)``,
+  ``prepare_isr_expansion(now_ms)``, ``resend_candidate()``,
+  ``on_alter_partition_result(change, error, partition_epoch, now_ms=, log_end_offset=,
+  transport_failed=)``, ``unavailable_offsets_error(log_end_offset)`` (KIP-207);
+  follower: ``update_follower_hw(leader_hw, log_end_offset)``, ``on_truncated(log_end_offset)``;
+  views ``high_watermark``, ``isr``, ``maximal_isr``, ``pending_isr``, ``followers``,
+  ``role``, ``leader_epoch``. Messages: :class:`FollowerFetch`, :class:`PendingIsrChange`,
+  :class:`FollowerState`, :class:`Role`, :class:`Transition`.
+- :mod:`.epochs` — :class:`EpochCacheView` (log bounds + epoch cache),
+  ``leader_end_offset_for_epoch`` (OffsetForLeaderEpoch answer), ``diverging_epoch``
+  (the leader's per-fetch check), ``offset_truncation_state`` (the follower's cut,
+  KIP-101/279) -> :class:`OffsetTruncationState`.
+- :mod:`.follower` — :class:`FollowerFetchState` (one per followed partition):
+  ``epoch_to_query``, ``truncation_without_epochs``, ``on_epoch_end``,
+  ``fetch_offset``, ``last_fetched_epoch``, ``on_diverging_epoch``,
+  ``after_truncation``, ``on_no_progress``, ``on_fetched``, ``on_out_of_range``,
+  ``on_partition_error``, ``on_bad_data``, ``on_append_mismatch``;
+  ``plan_follower_append(batches, log_end_offset, log_start_offset) -> FollowerAppend``; log actions
+  :class:`TruncateTo`, :class:`TruncateFullyAndStartAt`.
+
+A follower round: ``last_fetched_epoch`` and ``fetch_offset`` go to the leader's
+``on_follower_fetch``; a diverging epoch goes to ``on_diverging_epoch``, the cut is
+made, then ``after_truncation``; records go through ``plan_follower_append`` and
+``update_follower_hw``.
 
 The shell, :mod:`.shell` — :class:`Partition` — owns the log, ``log_lock``, produce
 waiters and watchers, and calls the pure part; ``raftlog.node.broker.fetcher`` and
@@ -24,6 +40,8 @@ waiters and watchers, and calls the pure part; ``raftlog.node.broker.fetcher`` a
 """
 
 from raftlog.node.broker.partition.shell import (
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
     AppendResult,
     Partition,
     ReplicaLog,
@@ -34,6 +52,7 @@ from raftlog.node.broker.partition.shell import (
     validate_produce,
 )
 from raftlog.node.broker.partition.state import (
+    FollowerFetch,
     FollowerState,
     PartitionState,
     PendingIsrChange,
@@ -42,7 +61,10 @@ from raftlog.node.broker.partition.state import (
 )
 
 __all__ = [
+    "EARLIEST_TIMESTAMP",
+    "LATEST_TIMESTAMP",
     "AppendResult",
+    "FollowerFetch",
     "FollowerState",
     "Partition",
     "PartitionState",

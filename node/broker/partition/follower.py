@@ -69,13 +69,20 @@ class FollowerFetchState:
         return offset_truncation_state(log, high_watermark, leader_epoch, end_offset)
 
     def after_truncation(self, step: OffsetTruncationState, log_end_before: int, latest_epoch_before: int,
-                         log: EpochCacheView) -> None:
+                         log: EpochCacheView) -> bool:
         """Kafka's loop: an intermediate KIP-279 step asks again until the epoch cache
         agrees with the leader. Each step drops at least the latest local epoch (a
         truncation at or past the log end still drops the entries there), so the
-        loop ends; a step that changed nothing would repeat forever and stops."""
+        loop ends; a step that changed nothing would repeat forever and stops.
+        Returns whether the step changed the log or its epoch cache."""
         progressed = log.log_end_offset != log_end_before or log.latest_epoch() != latest_epoch_before
         self.needs_truncation = not step.truncation_completed and progressed and log.latest_epoch() >= 0
+        return progressed
+
+    def on_no_progress(self, now_ms: float, backoff_ms: int) -> None:
+        """The leader reported a divergence that cutting did not change: the next
+        fetch would be answered the same way, so back off instead of spinning."""
+        self.delayed_until_ms = now_ms + backoff_ms
 
     def on_diverging_epoch(self, log: EpochCacheView, high_watermark: int, epoch: int,
                            end_offset: int) -> OffsetTruncationState:

@@ -23,9 +23,9 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 from raftlog.errors import ErrorCode, KafkaError
-from raftlog.node.broker.partition.epochs import diverging_epoch
 from raftlog.node.broker.partition.follower import TruncateFullyAndStartAt, plan_follower_append
 from raftlog.node.broker.partition.state import (
+    FollowerFetch,
     FollowerState,
     PartitionState,
     PendingIsrChange,
@@ -39,6 +39,8 @@ from raftlog.storage.partition_log import EpochEntry, FetchedData
 from raftlog.topic_config import TopicConfig
 
 _SCAN_CHUNK_BYTES = 1 << 20  # producer-state rebuild reads the log in chunks of this
+LATEST_TIMESTAMP = -1
+EARLIEST_TIMESTAMP = -2
 
 
 class ReplicaLog(Protocol):
@@ -362,7 +364,7 @@ class Partition:
             # Kafka's maybeAssignEpochStartOffset: OffsetForLeaderEpoch then answers for
             # this epoch before its first append.
             await self.log.assign_epoch(self.leader_epoch)
-            self.state.leader_epoch_start_offset = self.log_end_offset
+            self.state.assign_epoch_start(self.log_end_offset)
         await self.rebuild_producer_state()
 
     async def rebuild_producer_state(self) -> None:
@@ -467,9 +469,32 @@ class Partition:
             if waiter in self._produce_waiters:
                 self._produce_waiters.remove(waiter)
 
-    def diverging_epoch(self, last_fetched_epoch: int, fetch_offset: int) -> tuple[int, int] | None:
-        """Leader: (epoch, end offset) when a follower's log diverges from this one."""
-        return diverging_epoch(self.log, self.leader_epoch, last_fetched_epoch, fetch_offset)
+    def fetch_offset_for_timestamp(self, timestamp: int) -> tuple[int, int]:
+        """Leader: ListOffsets for LATEST (-1) or a time in ms: (offset, timestamp), or
+        (-1, -1) when no record below the HW has that time (Kafka's
+        fetchOffsetForTimestamp). OFFSET_NOT_AVAILABLE (retriable) while the HW is
+        below this leader's epoch start and the answer would lie above the HW."""
+        unavailable = self.state.unavailable_offsets_error(self.log_end_offset)
+        if timestamp == LATEST_TIMESTAMP:
+            if unavailable is not None:
+                raise unavailable
+            return self.high_watermark, -1
+        found = self.log.offset_for_timestamp(timestamp, self.high_watermark)  # consumers see below the HW
+        if found is not None:
+            return found
+        if unavailable is not None and self.log.offset_for_timestamp(timestamp) is not None:
+            raise unavailable  # there is one, above the HW: the HW has not caught up yet
+        return -1, -1
+
+    def on_follower_fetch(self, replica_id: int, fetch_offset: int, last_fetched_epoch: int | None,
+                          broker_epoch: int) -> FollowerFetch:
+        """Leader: a follower's fetch (see :meth:`PartitionState.on_follower_fetch`);
+        wakes waiters when the HW moved."""
+        result = self.state.on_follower_fetch(self.log, replica_id, fetch_offset, last_fetched_epoch,
+                                              broker_epoch, now_ms=self.clock())
+        if result.hw_moved:
+            self._hw_moved()
+        return result
 
     def update_follower_fetch_state(self, replica_id: int, fetch_offset: int, broker_epoch: int) -> None:
         if self.state.update_follower_fetch_state(replica_id, fetch_offset, broker_epoch,
@@ -538,7 +563,11 @@ class Partition:
 
     async def _after_truncation(self) -> None:
         """Under ``log_lock``, after the log lost its tail: producer state and HW follow."""
-        self.producer_state.truncate(self.log_end_offset)
+        if self.producer_state.truncate(self.log_end_offset):
+            # A producer lost all its remembered batches; its earlier ones are in the
+            # log: rebuild from the log start so its sequence is known again.
+            self.producer_state.reset()
+            await self.rebuild_producer_state()
         self.state.on_truncated(self.log_end_offset)
         self.notify()
 

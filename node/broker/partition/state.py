@@ -22,11 +22,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import structlog
-from structlog.typing import FilteringBoundLogger
+from typing import Any, Protocol
 
 from raftlog.errors import ErrorCode, KafkaError
+from raftlog.node.broker.partition.epochs import EpochCacheView, diverging_epoch
 from raftlog.node.metadata.image import NO_LEADER, PartitionRegistration
 from raftlog.topic_config import TopicConfig
 
@@ -44,6 +43,18 @@ _WAIT_FOR_METADATA = frozenset({
     ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     ErrorCode.UNKNOWN_TOPIC_ID,
 })
+
+
+class EventLogger(Protocol):
+    """The logging the state machine does, injected (the shell passes its structlog
+    logger; a simulation may pass anything with ``info``)."""
+
+    def info(self, event: str, *args: Any, **kw: Any) -> Any: ...
+
+
+class _SilentLogger:
+    def info(self, event: str, *args: Any, **kw: Any) -> None:
+        return None
 
 
 class Role(enum.Enum):
@@ -106,6 +117,17 @@ class PendingIsrChange:
     """The call failed in transport: it may or may not have been committed; resend."""
 
 
+@dataclass(frozen=True, slots=True)
+class FollowerFetch:
+    """What a leader concluded from one follower fetch."""
+
+    diverging_epoch: tuple[int, int] | None
+    """(epoch, end offset) to answer instead of records; None: the logs agree."""
+    hw_moved: bool
+    isr_change: PendingIsrChange | None
+    """An ISR expansion to send to the controller."""
+
+
 class PartitionState:
     """Role, epochs, ISR, pending ISR change, follower fetch states and HW of one replica.
 
@@ -115,10 +137,10 @@ class PartitionState:
     """
 
     def __init__(self, broker_id: int, *, replica_lag_time_max_ms: int, high_watermark: int,
-                 logger: FilteringBoundLogger | None = None) -> None:
+                 logger: EventLogger | None = None) -> None:
         self.broker_id = broker_id
         self.replica_lag_time_max_ms = replica_lag_time_max_ms
-        self.logger: FilteringBoundLogger = logger or structlog.get_logger("partition")
+        self.logger: EventLogger = logger or _SilentLogger()
         self.role = Role.OFFLINE
         self.leader_id = NO_LEADER
         self.leader_epoch = -1
@@ -303,6 +325,21 @@ class PartitionState:
         """The log was cut to ``log_end_offset``: the HW cannot be above it."""
         self.high_watermark = min(self.high_watermark, log_end_offset)
 
+    def unavailable_offsets_error(self, log_end_offset: int) -> KafkaError | None:
+        """KIP-207: a new leader whose HW is still below the start of its own epoch
+        (its predecessor's HW may have been higher) cannot say where the committed
+        log ends; answering its HW would move the end backwards for clients."""
+        start = self.leader_epoch_start_offset
+        if start is None:
+            start = log_end_offset  # not assigned yet: the epoch starts at the log end
+        if self.role is not Role.LEADER or start <= self.high_watermark:
+            return None
+        return KafkaError(
+            ErrorCode.OFFSET_NOT_AVAILABLE,
+            f"the high watermark {self.high_watermark} has not reached the start {start}"
+            f" of leader epoch {self.leader_epoch} yet",
+        )
+
     # ------------------------------------------------------------------ leader: followers and ISR
     def update_follower_fetch_state(self, replica_id: int, fetch_offset: int, broker_epoch: int, *,
                                     now_ms: float, log_end_offset: int) -> bool:
@@ -312,6 +349,32 @@ class PartitionState:
             return False
         state.update_fetch_state(fetch_offset, now_ms, log_end_offset, broker_epoch)
         return self.maybe_increment_hw(log_end_offset)
+
+    def assign_epoch_start(self, offset: int) -> None:
+        """Leader: its epoch starts at ``offset`` in the log (the shell recorded the
+        epoch there, Kafka's maybeAssignEpochStartOffset). Needed before followers
+        may join the ISR and before ListOffsets answers."""
+        if self.role is Role.LEADER:
+            self.leader_epoch_start_offset = offset
+
+    def on_follower_fetch(self, log: EpochCacheView, replica_id: int, fetch_offset: int,
+                          last_fetched_epoch: int | None, broker_epoch: int, *, now_ms: float) -> FollowerFetch:
+        """Leader: a follower's fetch (the first look of a long poll). Checks
+        divergence (a diverged follower counts toward neither HW nor ISR), then the
+        fetch offset (OFFSET_OUT_OF_RANGE), then records the follower's log end and
+        proposes an ISR expansion it made possible. The caller reads the records."""
+        if last_fetched_epoch is not None:
+            diverging = diverging_epoch(log, self.leader_epoch, last_fetched_epoch, fetch_offset)
+            if diverging is not None:
+                return FollowerFetch(diverging_epoch=diverging, hw_moved=False, isr_change=None)
+        if fetch_offset < log.log_start_offset or fetch_offset > log.log_end_offset:
+            raise KafkaError(
+                ErrorCode.OFFSET_OUT_OF_RANGE,
+                f"fetch offset {fetch_offset} is outside [{log.log_start_offset}, {log.log_end_offset}]",
+            )
+        hw_moved = self.update_follower_fetch_state(replica_id, fetch_offset, broker_epoch, now_ms=now_ms,
+                                                    log_end_offset=log.log_end_offset)
+        return FollowerFetch(diverging_epoch=None, hw_moved=hw_moved, isr_change=self.prepare_isr_expansion(now_ms))
 
     # ISR changes: the leader only *proposes*; metadata decides (docs/architecture.md §4).
     def _eligible_for_isr(self, state: FollowerState) -> bool:
@@ -412,6 +475,8 @@ class PartitionState:
 __all__ = [
     "ISR_RETRY_BACKOFF_MS",
     "UNKNOWN_OFFSET",
+    "EventLogger",
+    "FollowerFetch",
     "FollowerState",
     "PartitionState",
     "PendingIsrChange",
