@@ -693,7 +693,8 @@ class Broker:
             latest = p.log.latest_epoch()
             step = state.on_diverging_epoch(p.log, p.high_watermark, *m.diverging)
             if run_sync(p.truncate_to(step.offset, state.generation)):
-                state.after_truncation(step, leo, latest, p.log)
+                if not state.after_truncation(step, leo, latest, p.log):
+                    state.on_no_progress(self.sim.clock(), backoff)
             self.sim.log(f"broker {self.id} {m.key[1]}: fetch@{m.fetch_offset} DIVERGING {m.diverging} cut "
                          f"{step.offset} -> leo={p.log_end_offset} again={state.needs_truncation}")
             if not state.needs_truncation:
@@ -710,7 +711,7 @@ class Broker:
                          f"hw={p.high_watermark} start={p.log_start_offset} truncate={state.needs_truncation}")
         self._backoff(f, before)
 
-    # -- leader side (ReplicaManager.replica_fetch / offset_for_leader_epoch) ------
+    # -- leader side (ReplicaManager.replica_fetch: the pure on_follower_fetch) ------
     def _leader_for(self, replica: int, key: Key, current_leader_epoch: int) -> Partition:
         p = self.partitions.get(key)
         if p is None:
@@ -726,20 +727,14 @@ class Broker:
         try:
             p = self._leader_for(m.src, m.key, m.current_leader_epoch)
             start, hw = p.log_start_offset, p.high_watermark
-            diverging = (None if m.last_fetched_epoch is None
-                         else p.diverging_epoch(m.last_fetched_epoch, m.fetch_offset))
-            if diverging is not None:
+            seen = p.on_follower_fetch(m.src, m.fetch_offset, m.last_fetched_epoch, m.broker_epoch)
+            if seen.diverging_epoch is not None:
                 # Not a log end it shares with the leader: counts toward neither HW nor ISR.
-                self.sim.send(FetchResponse(self.id, m.src, m.key, m.generation, m.call, m.fetch_offset, 0, "", hw, start,
-                                            b"", diverging))
+                self.sim.send(FetchResponse(self.id, m.src, m.key, m.generation, m.call, m.fetch_offset, 0, "", hw,
+                                            start, b"", seen.diverging_epoch))
                 return
-            if m.fetch_offset < p.log_start_offset or m.fetch_offset > p.log_end_offset:
-                raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE,
-                                 f"fetch offset {m.fetch_offset} outside [{p.log_start_offset}, {p.log_end_offset}]")
-            p.update_follower_fetch_state(m.src, m.fetch_offset, m.broker_epoch)
-            change = p.prepare_isr_expansion()
-            if change is not None:
-                self.send_alter(p, change)
+            if seen.isr_change is not None:
+                self.send_alter(p, seen.isr_change)
             hw = p.high_watermark
             records = p.log.read(m.fetch_offset, max(1, m.max_bytes), p.log_end_offset).records
         except KafkaError as exc:
