@@ -334,7 +334,7 @@ class Controller:
                 decided = proposal.decided_on.get(key)
                 if part is not None and decided is not None and decided != part.partition_epoch:
                     sim.fail(
-                        f"ISR change decided on the wrong partition epoch: {fmt_records([record])} was decided "
+                        f"partition change decided on the wrong partition epoch: {fmt_records([record])} was decided "
                         f"on partition epoch {decided} but applies to epoch {part.partition_epoch}"
                     )
                 if part is not None and c.HasField("leader") and c.leader != NO_LEADER \
