@@ -797,7 +797,10 @@ class Producer:
 
     pid: int
     epoch: int = 0
+    seqs: dict[int, int] = field(default_factory=dict)
+    """Next sequence per partition (Kafka's sequences are per producer and partition)."""
     seq: int = 0
+    """The in-flight batch's base sequence."""
     partition: int = 0
     topic_id: str = ""
     records: bytes = b""
@@ -951,6 +954,7 @@ class Sim:
                 if self.healing or rng.random() >= self.p.produce:
                     continue
                 pr.partition = rng.randrange(self.p.partitions)
+                pr.seq = pr.seqs.get(pr.partition, 0)
                 pr.count = rng.randint(1, 3)
                 pr.records = build_batch(
                     [(None, f"p{pr.pid}e{pr.epoch}s{pr.seq + i}".encode(), 1_000 + self.now) for i in range(pr.count)],
@@ -992,13 +996,13 @@ class Sim:
             self.acked[key] = ack
             self.stats["acks"] += 1
             self.log(f"producer {pr.pid} ACK seq {pr.seq} at {m.base_offset} (leader epoch {m.leader_epoch})")
-            pr.seq += pr.count
+            pr.seqs[pr.partition] = pr.seq + pr.count
             pr.records = b""
             return
         self.log(f"producer {pr.pid} error {m.error.name}")
         if m.error in (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.INVALID_PRODUCER_EPOCH):
             pr.epoch += 1  # start over with a bumped epoch, as Kafka's producer does
-            pr.seq = 0
+            pr.seqs = {}
             pr.records = b""
         pr.retry_at = self.now + 2
 

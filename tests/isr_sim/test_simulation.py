@@ -20,7 +20,7 @@ SEEDS = int(os.environ.get("RAFTLOG_ISR_SIM_SEEDS", "300"))
 @pytest.mark.parametrize("seed", range(SEEDS), ids=[f"seed{s}" for s in range(SEEDS)])
 def test_simulation(seed: int) -> None:
     stats = sim.run(seed)
-    assert stats["leaders"] >= 0
+    assert stats["leaders"] >= 1
 
 
 def test_replay_command_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,3 +71,22 @@ def test_lost_acknowledged_record_is_detected() -> None:
     s.acked[(p.topic_id, p.partition, p.log_end_offset + 5)] = sim.Ack(99, 0, 0, 0)
     with pytest.raises(sim.SimulationFailure, match="acknowledged record lost"):
         s.check_acked(leader, p)
+
+
+# Findings the simulation makes beyond the default seeds, against the merged fixes.
+# strict: once the code is fixed these pass, and the marker must go.
+@pytest.mark.xfail(strict=True, raises=sim.SimulationFailure, reason=(
+    "liveness: an expansion refused with INVALID_UPDATE_VERSION (a retry, decided while the first "
+    "attempt was still uncommitted) keeps the maximal ISR until metadata shows the outcome; when a "
+    "controller failover then loses the first attempt, no metadata ever comes and the ISR never "
+    "re-expands"))
+def test_finding_refused_retry_of_a_lost_expansion_wedges_the_isr() -> None:
+    sim.run(338)
+
+
+@pytest.mark.xfail(strict=True, raises=sim.SimulationFailure, reason=(
+    "liveness: after an unclean election a follower whose log start (retention) is above the new "
+    "leader's log end is out of range forever: Partition.truncate_to clamps the cut to its log start "
+    "instead of starting the log over at the leader's"))
+def test_finding_follower_ahead_of_an_unclean_leader_never_converges() -> None:
+    sim.run(340)
