@@ -9,12 +9,19 @@ controller that decides with the real pure functions of ``node/controller``
 records after a delay. A seeded scheduler drives it all with no wall clock.
 
 Faults: controller commits that are delayed, time out and still commit, or are lost
-on a controller failover (an uncommitted suffix); AlterPartition requests delivered
-twice and answers lost; metadata that reaches each broker late, batched or skipping
-images; broker crashes and restarts (HW checkpoint and epoch cache reloaded from the
-fake disk); brokers cut off from the controller or from each other (zombie leaders);
-clean and unclean elections; retention moving the log start; the topic deleted and
-re-created while a broker is down; idempotent producers that retry.
+on a controller failover (an uncommitted suffix; a prefix may survive); AlterPartition
+requests delivered twice (the first answer wins; either may be the refusal of the
+duplicate) and answers lost or late (the broker's call times out: outcome unknown);
+metadata that reaches each broker late, batched or skipping images, and only once
+the broker's registration is committed (as ``node/app.py``); broker crashes and
+restarts (HW checkpoint and epoch cache reloaded from the fake disk, producer state
+rebuilt from the log); brokers cut off from the controller or from each other
+(zombie leaders keep taking produce requests); fetch and OffsetForLeaderEpoch calls
+lost, delayed, reordered or timed out; clean elections on fencing and clean leader
+moves that keep the old leader in the ISR; unclean elections (per-seed topic config);
+retention moving the log start; the topic deleted and re-created while a broker is
+down; idempotent producers (one request in flight) that retry, reroute and bump
+their epoch on OUT_OF_ORDER_SEQUENCE_NUMBER.
 
 After every step: HW within a leader epoch never decreases; a leader's HW never
 exceeds the log end of any member of the controller's committed ISR; every committed
@@ -557,7 +564,7 @@ class Broker:
                 seen.add(key)
                 p = self.partitions.get(key)
                 if p is None:
-                    p = Partition(self.id, topic.name, topic.topic_id, pid, self.open_log(key),  # type: ignore[arg-type]
+                    p = Partition(self.id, topic.name, topic.topic_id, pid, self.open_log(key),
                                   replica_lag_time_max_ms=REPLICA_LAG_MS, clock=sim.clock)
                     p.logger = p.state.logger = QUIET_LOGGER
                     self.partitions[key] = p
@@ -579,7 +586,7 @@ class Broker:
             self.follows.pop(key, None)
             sim.log(f"broker {self.id} removes {key}")
             p.mark_removed()
-            run_sync(p.log.delete())  # type: ignore[attr-defined]
+            run_sync(p.log.delete())
 
     # -- ISR maintenance (ReplicaManager.maintain_isr) ----------------------------
     def maintain_isr(self) -> None:
