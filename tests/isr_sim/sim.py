@@ -26,8 +26,8 @@ their epoch on OUT_OF_ORDER_SEQUENCE_NUMBER.
 After every step: HW within a leader epoch never decreases; a leader's HW never
 exceeds the log end of any member of the controller's committed ISR; every committed
 ISR change was decided on the partition epoch it applies to. Every few ticks and at
-the end: every acks=all record is at its acknowledged offset in every later leader
-(without unclean elections); a follower that finished truncating is a prefix of its
+the end: every acks=all record is at its acknowledged offset in every later leader,
+and what any leader had below its HW never changes (both without unclean elections); a follower that finished truncating is a prefix of its
 leader and replicas agree below their HWs; epoch caches match the epochs stamped on
 the batches; no duplicate or reordered producer sequences. Liveness after healing:
 the ISR re-expands to every replica and every HW reaches the log end.
@@ -845,6 +845,8 @@ class Sim:
         self.group: dict[int, int] = {}
         self.unclean_topics: set[str] = set()
         self.acked: dict[tuple[str, int, int], Ack] = {}  # (topic id, partition, base offset)
+        self.committed: dict[Key, dict[int, bytes]] = {}
+        """Batches a leader has had below its HW (what consumers may have read), by offset."""
         self.hw_seen: dict[tuple[int, int, Key, int], int] = {}
         self.alter_keys: dict[int, Key] = {}
         self.recreated = False
@@ -1192,6 +1194,24 @@ class Sim:
                        f"producer {h.producer_id} seq {h.base_sequence} (epoch {h.partition_leader_epoch})")
                 )
 
+    def check_committed(self, b: Broker, p: Partition) -> None:
+        """What a leader has had below its HW (consumers may have read it) never changes
+        under a later leader, unless an unclean election gave it up."""
+        if p.topic_id in self.unclean_topics or "committed" in self.skip:
+            return
+        seen = self.committed.setdefault((p.topic_id, p.partition), {})
+        for offset, value in self.batches(p):
+            if read_header(value).next_offset > p.high_watermark:
+                break
+            prior = seen.setdefault(offset, value)
+            if prior != value:
+                self.fail(
+                    f"committed data changed: leader {b.id} of partition {p.partition} (epoch {p.leader_epoch}) "
+                    f"has a batch of epoch {read_header(value).partition_leader_epoch} at offset {offset} below "
+                    f"its HW {p.high_watermark}; an earlier leader had one of epoch "
+                    f"{read_header(prior).partition_leader_epoch} there below its HW"
+                )
+
     def after_truncation(self, b: Broker, p: Partition) -> None:
         """A follower that finished truncating holds a prefix of its leader's log."""
         self.stats["truncations"] += 1
@@ -1268,6 +1288,7 @@ class Sim:
                 if p.role is Role.LEADER:
                     self.check_sequences(b, p)
                     self.check_acked(b, p)
+                    self.check_committed(b, p)
                 f = b.follows.get(key)
                 if p.role is Role.FOLLOWER and f is not None and f.current and not f.state.needs_truncation:
                     leader = self.brokers.get(p.leader_id)
@@ -1374,7 +1395,7 @@ class Sim:
 
 
 #: Checks that --skip-check can turn off.
-CHECKS = frozenset({"epoch-cache", "hw-isr", "prefix", "acked"})
+CHECKS = frozenset({"epoch-cache", "hw-isr", "prefix", "acked", "committed"})
 
 
 def fmt_records(records: list[Record]) -> str:
