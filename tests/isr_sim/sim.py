@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import collections
 import logging
 import random
 import sys
@@ -392,6 +393,7 @@ class Controller:
         for proposal in self.pending:
             for broker, req_id, deadline in proposal.waiters:
                 if deadline == sim.now:  # timed out; the proposal may still commit
+                    sim.stats["alter_timed_out"] += 1
                     self.answer_alter(broker, req_id, ErrorCode.REQUEST_TIMED_OUT)
         self.sessions()
 
@@ -410,6 +412,7 @@ class Controller:
         new = self.sim.rng.choice([b for b in part.isr if b != part.leader and b in live])
         change = metadata_pb2.PartitionChangeRecord(topic_id=topic_id, partition_id=pid, leader=new)
         self.sim.log(f"MOVE leader of {pid} from {part.leader} to {new}")
+        self.sim.stats["leader_moves"] += 1
         self.propose([Record(partition_change=change)], image, self.commit_delay())
 
     def sessions(self) -> None:
@@ -445,6 +448,7 @@ class Controller:
                                                 m.leader_epoch, m.partition_epoch, list(m.new_isr))
         except KafkaError as exc:
             self.sim.log(f"controller refuses AlterPartition #{m.req_id}: {exc.code.name}")
+            self.sim.stats[f"alter_refused_{exc.code.name}"] += 1
             self.answer_alter(m.src, m.req_id, exc.code)
             return
         if not records:
@@ -610,6 +614,7 @@ class Broker:
                 f"isr={list(p.isr)} -> {list(change.new_isr)}")
         sim.send(m)
         if sim.rng.random() < sim.p.dup_alter:
+            sim.stats["alter_duplicated"] += 1
             sim.send(m)  # a transport-level retry: the controller sees the request twice
 
     def on_alter_response(self, m: AlterResponse) -> None:
@@ -689,6 +694,7 @@ class Broker:
             action = state.on_out_of_range(m.fetch_offset, m.log_start_offset, m.high_watermark,
                                            self.sim.clock(), backoff)
             if isinstance(action, TruncateFullyAndStartAt):
+                self.sim.stats["truncate_fully"] += 1
                 run_sync(p.truncate_fully_and_start_at(action.offset, state.generation))
             elif action is not None:
                 run_sync(p.truncate_to(action.offset, state.generation))
@@ -702,6 +708,7 @@ class Broker:
             if run_sync(p.truncate_to(step.offset, state.generation)):
                 if not state.after_truncation(step, leo, latest, p.log):
                     state.on_no_progress(self.sim.clock(), backoff)
+            self.sim.stats["diverging_epoch"] += 1
             self.sim.log(f"broker {self.id} {m.key[1]}: fetch@{m.fetch_offset} DIVERGING {m.diverging} cut "
                          f"{step.offset} -> leo={p.log_end_offset} again={state.needs_truncation}")
             if not state.needs_truncation:
@@ -851,8 +858,8 @@ class Sim:
         self.alter_keys: dict[int, Key] = {}
         self.recreated = False
         self.healing = False
-        self.stats = {"acks": 0, "leaders": 0, "unclean": 0, "crashes": 0, "failovers": 0, "truncations": 0,
-                      "isr_changes": 0, "recreated": 0}
+        self.stats: collections.Counter[str] = collections.Counter()
+        """What happened in this run: shows which faults and paths a seed exercised."""
         self.controller = Controller(self, controller_bug)
         self.brokers = {i: Broker(self, i) for i in range(1, self.p.brokers + 1)}
         self.group = {i: 0 for i in [CONTROLLER, *self.brokers]}
@@ -955,6 +962,7 @@ class Sim:
                 continue
             if pr.req_id >= 0:
                 self.log(f"producer {pr.pid} request #{pr.req_id} timed out; retrying")
+                self.stats["produce_retries"] += 1
                 pr.req_id = -1
                 pr.retry_at = self.now
             if self.now < pr.retry_at:
@@ -1009,6 +1017,7 @@ class Sim:
             pr.records = b""
             return
         self.log(f"producer {pr.pid} error {m.error.name}")
+        self.stats[f"produce_{m.error.name}"] += 1
         if m.error in (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.INVALID_PRODUCER_EPOCH):
             pr.epoch += 1  # start over with a bumped epoch, as Kafka's producer does
             pr.seqs = {}
@@ -1075,6 +1084,7 @@ class Sim:
             target = b.image.offset + 1
             if self.healing or self.rng.random() < self.p.meta_skip:
                 target = self.rng.randint(target, latest) if not self.healing else latest
+                self.stats["metadata_jumps"] += target > b.image.offset + 1
             b.on_metadata(self.controller.images[target])
             b.complete_produces()
             self.check_step()
@@ -1103,7 +1113,7 @@ class Sim:
             if self.p.retention_bytes >= 0 and self.now % self.p.retention_every == 0:
                 for p in b.partitions.values():
                     if run_sync(p.apply_retention(10_000_000)) > 0:
-                        self.stats["retention"] = self.stats.get("retention", 0) + 1
+                        self.stats["retention"] += 1
             for key, f in sorted(b.follows.items()):
                 b.fetch_step(key, f)
             b.complete_produces()
@@ -1315,7 +1325,7 @@ class Sim:
                                       f"{pc.high_watermark}) at offset {offset} of partition {key[1]}")
 
     # ------------------------------------------------------------- driver
-    def run(self) -> dict[str, int]:
+    def run(self) -> collections.Counter[str]:
         self.log(f"params {self.p}" + (" CONTROLLER BUG: decisions on the committed image" if self.controller_bug
                                         else ""))
         try:
@@ -1421,7 +1431,7 @@ def fmt_records(records: list[Record]) -> str:
 
 
 def run(seed: int, verbose: bool = False, controller_bug: bool = False,
-        skip: frozenset[str] = frozenset()) -> dict[str, int]:
+        skip: frozenset[str] = frozenset()) -> collections.Counter[str]:
     return Sim(seed, verbose=verbose, controller_bug=controller_bug, skip=skip).run()
 
 
@@ -1437,6 +1447,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
                     help="do not run this check (shows that the others bite on their own)")
     args = ap.parse_args(argv)
     failed = 0
+    total: collections.Counter[str] = collections.Counter()
     for seed in range(args.seed, args.seed + args.count):
         try:
             stats = run(seed, verbose=args.verbose, controller_bug=args.controller_bug,
@@ -1445,7 +1456,10 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
             failed += 1
             out(f"FAIL seed {seed}: {exc}")
         else:
-            out(f"ok seed {seed}: {stats}")
+            total.update(stats)
+            out(f"ok seed {seed}: {dict(sorted(stats.items()))}")
+    if args.count > 1:
+        out(f"{args.count - failed} of {args.count} seeds passed; together: {dict(sorted(total.items()))}")
     return 1 if failed else 0
 
 
