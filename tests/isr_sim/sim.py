@@ -59,7 +59,7 @@ from raftlog.node.broker.partition.follower import FollowerFetchState, TruncateF
 from raftlog.node.broker.replica_manager import _UNKNOWN_OUTCOME
 from raftlog.node.controller import partitions as decisions
 from raftlog.node.controller.controller import QuorumController
-from raftlog.node.metadata.image import NO_LEADER, MetadataDelta, MetadataImage, PartitionRegistration
+from raftlog.node.metadata.image import NO_LEADER, MetadataDelta, MetadataImage
 from raftlog.records import build_batch, read_header
 from raftlog.storage.partition_log import PartitionLog
 from raftlog.topic_config import TopicConfig
@@ -890,6 +890,7 @@ class Sim:
             print(line)
 
     def fail(self, what: str) -> None:
+        logger.info("ISR simulation seed %s failed at tick %s: %s", self.seed, self.now, what)
         tail = "\n".join(self.trace) if not self.verbose else ""
         states = []
         for b in self.brokers.values():
