@@ -57,14 +57,13 @@ from raftlog.node.broker.partition import Partition, PendingIsrChange, Role, Tra
 from raftlog.node.broker.partition.epochs import leader_end_offset_for_epoch
 from raftlog.node.broker.partition.follower import FollowerFetchState, TruncateFullyAndStartAt
 from raftlog.node.broker.replica_manager import _UNKNOWN_OUTCOME
-from raftlog.node.controller import partitions as decisions
-from raftlog.node.controller.controller import QuorumController
 from raftlog.node.metadata.image import NO_LEADER, MetadataDelta, MetadataImage
 from raftlog.records import build_batch, read_header
 from raftlog.storage.partition_log import PartitionLog
 from raftlog.topic_config import TopicConfig
 from raftlog.v1 import controller_pb2, metadata_pb2
 
+from tests.unit import controller_ops as decisions
 from tests.isr_sim.fakes import QUIET_LOGGER, FakeDB, SyncCommitter, run_sync
 
 logger = logging.getLogger(__name__)
@@ -287,7 +286,6 @@ class Controller:
         self.pending: deque[Proposal] = deque()
         self._decision_image: MetadataImage | None = None
         self.last_heartbeat: dict[int, int] = {}
-        self.quorum = QuorumController()
 
     @property
     def image(self) -> MetadataImage:
@@ -355,6 +353,15 @@ class Controller:
             self.committed.append(record)
             delta.replay(record, len(self.committed), 1)
             self.images.append(delta.apply())
+            if kind == "partition_change":
+                # One decision may change a partition twice (a restarted broker is
+                # fenced out of the ISR, then leaves the ELR): the next record of the
+                # same decision is decided on the epoch this one produced.
+                c = record.partition_change
+                after = self.images[-1].topics.get(c.topic_id)
+                part_after = None if after is None else after.partitions.get(c.partition_id)
+                if part_after is not None and (c.topic_id, c.partition_id) in proposal.decided_on:
+                    proposal.decided_on[(c.topic_id, c.partition_id)] = part_after.partition_epoch
         self._decision_image = None
         sim.log(f"controller commits {fmt_records(proposal.records)} -> offset {len(self.committed)}")
         for broker, req_id, deadline in proposal.waiters:
@@ -429,7 +436,7 @@ class Controller:
                         cluster_id="sim", broker_id=b.id, incarnation_id=b.incarnation,
                         endpoints=[metadata_pb2.Endpoint(name="INTERNAL", host=f"b{b.id}", port=9000 + b.id)],
                     )
-                    records = self.quorum.register_broker(image, req)
+                    records = decisions.register_broker(image, req)
                     if records:
                         self.propose(records, image, self.commit_delay())
                 elif reg.fenced and b.image.offset >= reg.broker_epoch:

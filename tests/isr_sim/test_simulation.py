@@ -73,22 +73,20 @@ def test_lost_acknowledged_record_is_detected() -> None:
         s.check_acked(leader, p)
 
 
-# Findings the simulation makes beyond the default seeds, against the merged fixes.
-# strict: once the code is fixed these pass, and the marker must go.
-@pytest.mark.xfail(strict=True, raises=sim.SimulationFailure, reason=(
-    "liveness: an expansion refused with INVALID_UPDATE_VERSION (a retry, decided while the first "
-    "attempt was still uncommitted) keeps the maximal ISR until metadata shows the outcome; when a "
-    "controller failover then loses the first attempt, no metadata ever comes and the ISR never "
-    "re-expands"))
-def test_finding_refused_retry_of_a_lost_expansion_wedges_the_isr() -> None:
+# Findings the simulation made beyond the default seeds, kept as regressions: each
+# failed until its fix (named in the docstring) landed.
+def test_finding_refused_retry_of_a_lost_expansion_does_not_wedge_the_isr() -> None:
+    """An expansion refused with INVALID_UPDATE_VERSION (a retry decided while the
+    first attempt was uncommitted) kept the maximal ISR waiting for metadata; when a
+    controller failover lost the first attempt no metadata ever came and the ISR
+    never re-expanded. Fix: the change is sent again after WAIT_FOR_METADATA_RESEND_MS."""
     sim.run(338)
 
 
-@pytest.mark.xfail(strict=True, raises=sim.SimulationFailure, reason=(
-    "liveness: after an unclean election a follower whose log start (retention) is above the new "
-    "leader's log end is out of range forever: Partition.truncate_to clamps the cut to its log start "
-    "instead of starting the log over at the leader's"))
-def test_finding_follower_ahead_of_an_unclean_leader_never_converges() -> None:
+def test_finding_follower_ahead_of_an_unclean_leader_converges() -> None:
+    """After an unclean election a follower whose log start (retention) was above the
+    new leader's log end stayed out of range forever: the cut was clamped to its log
+    start. Fix: a cut below the log start starts the log over there (Kafka's truncateTo)."""
     sim.run(340)
 
 
