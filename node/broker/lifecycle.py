@@ -33,7 +33,7 @@ class BrokerHeartbeater:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._task: asyncio.Task[None] | None = None
         self._last_response = 0.0
-        self._log = get_logger("heartbeat", config.node_id)
+        self.logger = get_logger("heartbeat", config.node_id)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"heartbeat-{self.config.node_id}")
@@ -47,7 +47,7 @@ class BrokerHeartbeater:
         try:
             await asyncio.wait_for(self._shutdown_done.wait(), timeout_s)
         except TimeoutError:
-            self._log.warning("controlled shutdown not confirmed in time", waited_ms=int(timeout_s * 1000))
+            self.logger.warning("controlled shutdown not confirmed in time", waited_ms=int(timeout_s * 1000))
             return False
         return True
 
@@ -86,10 +86,10 @@ class BrokerHeartbeater:
             except grpc.RpcError as exc:
                 failures += 1
                 level = "debug" if failures < 5 else "info"
-                getattr(self._log, level)("heartbeat stream ended", leader=leader, error=str(exc.code()))
+                getattr(self.logger, level)("heartbeat stream ended", leader=leader, error=str(exc.code()))
             except Exception as exc:  # noqa: BLE001 - never let the session die silently
                 failures += 1
-                self._log.warning("heartbeat stream failed", leader=leader, error=repr(exc))
+                self.logger.warning("heartbeat stream failed", leader=leader, error=repr(exc))
             await asyncio.sleep(min(self.interval_s, 0.05 * failures))
 
     async def _requests(self, leader: int) -> AsyncIterator[controller_pb2.BrokerHeartbeatRequest]:
@@ -137,12 +137,12 @@ class BrokerHeartbeater:
             self._last_response = time.monotonic()
             if response.error.error_code == ErrorCode.STALE_BROKER_EPOCH:
                 # The controller no longer knows this incarnation: register again.
-                self._log.info("broker epoch is stale; registering again")
+                self.logger.info("broker epoch is stale; registering again")
                 await self.controller.register_again()
                 return
             if response.is_fenced != self.fenced:
                 self.fenced = response.is_fenced
-                self._log.info("broker fenced" if self.fenced else "broker unfenced", controller=leader)
+                self.logger.info("broker fenced" if self.fenced else "broker unfenced", controller=leader)
             if response.should_shut_down:
                 self._shutdown_done.set()
             if self.driver.leader_id != leader or self._stopping:

@@ -129,7 +129,7 @@ class _Peer:
             self.sent_batches += 1
             t.refused_since.pop(self.peer, None)
             if self.failures:
-                t.log.info("peer reachable again", peer=self.peer, failed_attempts=self.failures)
+                t.logger.info("peer reachable again", peer=self.peer, failed_attempts=self.failures)
                 self.failures = 0
             t.report_delivered(self.peer, batch)
 
@@ -151,7 +151,7 @@ class _Peer:
             t.refused_since.pop(self.peer, None)
         if self.failures == 1 or now - self.last_warning >= t.warn_every_s:
             self.last_warning = now
-            t.log.warning(
+            t.logger.warning(
                 "peer unreachable" if self.failures == 1 else "peer still unreachable",
                 peer=self.peer,
                 address=t.describe_peer(self.peer),
@@ -160,7 +160,7 @@ class _Peer:
                 error=reason,
             )
         else:
-            t.log.debug("send to peer failed", peer=self.peer, error=reason)
+            t.logger.debug("send to peer failed", peer=self.peer, error=reason)
 
 
 class Transport:
@@ -191,7 +191,7 @@ class Transport:
         self.max_queued = max_queued
         self.warn_every_s = warn_every_s
         self.feedback: TransportFeedback | None = None
-        self.log = get_logger("transport", node_id)
+        self.logger = get_logger("transport", node_id)
         self.step_call: StepCall = step_call if step_call is not None else self._grpc_step
         self._stubs: dict[int, raft_pb2_grpc.QuorumStub] = {}
         self._peers = {p: _Peer(self, p) for p in peers if p != node_id}
@@ -228,7 +228,7 @@ class Transport:
         for to, batch in by_peer.items():
             peer = self._peers.get(to)
             if peer is None:
-                self.log.error("message for an unknown peer dropped", to=to, type=batch[0].type.name)
+                self.logger.error("message for an unknown peer dropped", to=to, type=batch[0].type.name)
                 continue
             peer.enqueue(batch)
 
