@@ -58,9 +58,10 @@ _UNKNOWN_OUTCOME = frozenset({
 
 
 def _default_log_factory(db: NodeDB, topic_id: str, partition: int) -> ReplicaLog:
+    from raftlog.node.broker.replica_log import KafkaErrorsLog
     from raftlog.storage.partition_log import PartitionLog
 
-    return PartitionLog.open(db, topic_id, partition)
+    return KafkaErrorsLog(PartitionLog.open(db, topic_id, partition))
 
 
 def _default_stored_partitions(db: NodeDB) -> list[tuple[str, int]]:

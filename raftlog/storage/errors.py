@@ -34,3 +34,25 @@ class DataDirFormatError(DataDirError):
 
 class NodeDBClosedError(NodeDBError):
     """The NodeDB (or a store built on it) was already closed."""
+
+
+class PartitionLogError(Exception):
+    """Base class for what a partition log refuses. Storage speaks of logs, offsets
+    and bytes; the broker translates these to Kafka error codes at its boundary."""
+
+
+class PartitionDeletedError(PartitionLogError):
+    """The partition's log was deleted (its topic is gone)."""
+
+
+class LogOffsetOutOfRangeError(PartitionLogError):
+    """An offset outside what the log holds (or can start at)."""
+
+
+class AppendOffsetError(PartitionLogError):
+    """An append that does not start at the log's next offset (or is not contiguous
+    within itself): a broker bug, never client input."""
+
+
+class BatchMismatchError(PartitionLogError):
+    """A batch whose header does not match its bytes."""

@@ -41,9 +41,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
-from raftlog.errors import ErrorCode, KafkaError
 from raftlog.records import BatchHeader, read_header
-from raftlog.storage.errors import DataDirCorruptError, NodeDBClosedError
+from raftlog.storage.errors import (
+    AppendOffsetError,
+    BatchMismatchError,
+    DataDirCorruptError,
+    LogOffsetOutOfRangeError,
+    NodeDBClosedError,
+    PartitionDeletedError,
+)
 from raftlog.storage.group_commit import GroupCommitter
 from raftlog.storage.node_db import CF, NodeDB, WriteBatch
 
@@ -74,14 +80,6 @@ class EpochEntry:
 class FetchedData:
     records: bytes  # whole batches, concatenated
     next_offset: int  # offset after the last returned batch (== requested offset when empty)
-
-
-class AppendOffsetError(KafkaError):
-    """An append that does not start at the log's next offset (or is not
-    contiguous within itself). Code INVALID_REQUEST: a broker bug, not client input."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.INVALID_REQUEST, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,9 +304,7 @@ class PartitionLog:
 
     def _check_live(self) -> None:
         if self._pending.deleted or self._durable.deleted:
-            raise KafkaError(
-                ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"partition {self.topic_id}-{self.partition} was deleted"
-            )
+            raise PartitionDeletedError(f"partition {self.topic_id}-{self.partition} was deleted")
         if self._db.closed:
             raise NodeDBClosedError(f"{self._db!r} is closed")
 
@@ -317,7 +313,7 @@ class PartitionLog:
         """Whole batches starting with the one containing ``offset`` and ending before
         ``max_offset`` (exclusive: the HW for consumers, the LEO for followers); stops
         once ``max_bytes`` is exceeded but returns at least one batch when any exists.
-        Raises KafkaError OFFSET_OUT_OF_RANGE when offset < log start or > log end.
+        Raises LogOffsetOutOfRangeError when offset < log start or > log end.
 
         A batch is returned only when it ends at or before ``min(max_offset, log
         end)``; a batch that would take the total over ``max_bytes`` ends the read
@@ -325,8 +321,7 @@ class PartitionLog:
         self._check_live()
         state = self._durable
         if offset < state.log_start or offset > state.log_end:
-            raise KafkaError(
-                ErrorCode.OFFSET_OUT_OF_RANGE,
+            raise LogOffsetOutOfRangeError(
                 f"offset {offset} is outside [{state.log_start}, {state.log_end}]"
                 f" of partition {self.topic_id}-{self.partition}",
             )
@@ -470,7 +465,7 @@ class PartitionLog:
         new log end offset.
 
         Contiguous from :attr:`next_offset` (== ``log_end_offset`` when no append
-        is in flight), else AppendOffsetError (INVALID_REQUEST); each header must be
+        is in flight), else AppendOffsetError; each header must be
         the one of its bytes (CORRUPT_MESSAGE otherwise). The epoch cache follows the
         stamped ``partitionLeaderEpoch`` of each batch as Kafka's does (a follower's
         cache then matches its leader's): an epoch above the latest starts a new
@@ -493,7 +488,7 @@ class PartitionLog:
                     f" in partition {self.topic_id}-{self.partition}"
                 )
             if header.size != len(data) or read_header(data) != header:
-                raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"header of batch at {expected} does not match its bytes")
+                raise BatchMismatchError(f"header of batch at {expected} does not match its bytes")
             epoch = header.partition_leader_epoch if header.partition_leader_epoch >= 0 else leader_epoch
             if epoch >= 0 and (not epochs or epoch > epochs[-1].epoch):
                 epochs = _assign_epoch(epochs, epoch, header.base_offset)
@@ -590,7 +585,7 @@ class PartitionLog:
 
     async def _reset(self, offset: int) -> None:
         if offset < 0:
-            raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE, f"cannot start a log at offset {offset}")
+            raise LogOffsetOutOfRangeError(f"cannot start a log at offset {offset}")
         new = _State(offset, offset, 0, offset, ())
         lo, hi, prefix = self._prefix, self._prefix_end, self._prefix
 
@@ -633,9 +628,8 @@ class PartitionLog:
         if offset <= state.log_start:
             return
         if offset > state.log_end:
-            raise KafkaError(
-                ErrorCode.OFFSET_OUT_OF_RANGE,
-                f"cannot delete before {offset}: log end of {self.topic_id}-{self.partition} is {state.log_end}",
+            raise LogOffsetOutOfRangeError(
+                f"cannot delete before {offset}: log end of {self.topic_id}-{self.partition} is {state.log_end}"
             )
         batches = self._db.partition_batches
         cut = offset  # batches with base < cut go

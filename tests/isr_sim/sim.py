@@ -59,6 +59,7 @@ from raftlog.node.broker.partition.follower import FollowerFetchState, TruncateF
 from raftlog.node.broker.replica_manager import _UNKNOWN_OUTCOME
 from raftlog.node.metadata.image import NO_LEADER, MetadataDelta, MetadataImage
 from raftlog.records import build_batch, read_header
+from raftlog.node.broker.replica_log import KafkaErrorsLog
 from raftlog.storage.partition_log import PartitionLog
 from raftlog.topic_config import TopicConfig
 from raftlog.v1 import controller_pb2, metadata_pb2
@@ -550,8 +551,9 @@ class Broker:
         reg = self.image.brokers.get(self.id)
         return reg.broker_epoch if reg is not None else -1
 
-    def open_log(self, key: Key) -> PartitionLog:
-        return PartitionLog.open(self.db, key[0], key[1], committer=self.committer)  # type: ignore[arg-type]
+    def open_log(self, key: Key) -> KafkaErrorsLog:
+        # Wrapped as the replica manager wraps it: the broker sees Kafka errors.
+        return KafkaErrorsLog(PartitionLog.open(self.db, key[0], key[1], committer=self.committer))  # type: ignore[arg-type]
 
     def log_end(self, key: Key) -> int:
         """The durable log end of this broker's replica, up or down."""
@@ -1182,7 +1184,7 @@ class Sim:
 
     def batches(self, p: Partition) -> Iterator[tuple[int, bytes]]:
         """(base offset, bytes) of every stored batch of ``p``'s log."""
-        log = p.log
+        log = p.log.storage  # type: ignore[attr-defined]
         prefix = log._prefix  # type: ignore[attr-defined]
         db = log._db  # type: ignore[attr-defined]
         for k, v in db.partition_batches.items(prefix, log._prefix_end):  # type: ignore[attr-defined]
