@@ -6,14 +6,32 @@ values) and clients (describe shows them), so it lives in raftlog, not node.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from raftlog.errors import ErrorCode, KafkaError
 
 
+# ASCII digits only, whole string: int() alone also takes " 5", "1_000" and other
+# scripts' digits, which Kafka's Java parser refuses and other tools cannot read.
+_INTEGER = re.compile(r"-?[0-9]+")
+#: Longest piece of client input an error message repeats (names, values).
+ECHO_LIMIT = 64
+
+
+def echo(value: str) -> str:
+    """``value`` quoted for an error message, cut to ``ECHO_LIMIT`` characters: an
+    unbounded echo of client input can overflow a response's trailers."""
+    if len(value) <= ECHO_LIMIT:
+        return repr(value)
+    return f"{value[:ECHO_LIMIT]!r}... ({len(value)} characters)"
+
+
 def _int_at_least(low: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
+        if not _INTEGER.fullmatch(value):
+            raise ValueError("must be a whole number in ASCII digits")
         number = int(value)
         if number < low:
             raise ValueError(f"must be at least {low}")
@@ -80,11 +98,13 @@ def validate_configs(configs: Mapping[str, str]) -> dict[str, str]:
     for name, value in configs.items():
         definition = CONFIG_DEFS.get(name)
         if definition is None:
-            raise KafkaError(ErrorCode.INVALID_CONFIG, f"unknown topic config {name!r}; known: {', '.join(sorted(CONFIG_DEFS))}")
+            raise KafkaError(
+                ErrorCode.INVALID_CONFIG, f"unknown topic config {echo(name)}; known: {', '.join(sorted(CONFIG_DEFS))}"
+            )
         try:
             definition.parse(value)
         except ValueError as exc:
-            raise KafkaError(ErrorCode.INVALID_CONFIG, f"bad value {value!r} for {name}: {exc}") from exc
+            raise KafkaError(ErrorCode.INVALID_CONFIG, f"bad value {echo(value)} for {name}: {exc}") from exc
         out[name] = value
     return out
 

@@ -40,7 +40,7 @@ from raftlog.node.metadata.image import NO_LEADER, MetadataImage
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.status import error_info_from_pb, error_info_to_pb
 from raftlog.storage.node_db import NodeDB
-from raftlog.topic_config import TopicConfig
+from raftlog.topic_config import TopicConfig, echo
 from raftlog.v1 import controller_pb2, replication_pb2
 
 #: (db, topic id, partition) -> the partition's log. Default: PartitionLog.open.
@@ -370,7 +370,7 @@ class ReplicaManager:
         topic_id = self.image.topic_ids.get(topic)
         topic_image = None if topic_id is None else self.image.topics.get(topic_id)
         if topic_image is None or topic_id is None or partition not in topic_image.partitions:
-            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"unknown topic-partition {topic}-{partition}")
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"unknown topic-partition {echo(topic)}-{partition}")
         p = self.partitions.get((topic_id, partition))
         if p is None:
             reg = topic_image.partitions[partition]

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from raftlog.node.controller.result import ControllerResult, Record
 from raftlog.node.metadata.image import MetadataImage, replayed
 from raftlog.errors import ErrorCode, KafkaError
-from raftlog.topic_config import CONFIG_DEFS, TopicConfig, effective_configs, validate_configs
+from raftlog.topic_config import CONFIG_DEFS, TopicConfig, echo, effective_configs, validate_configs
 from raftlog.v1 import admin_pb2, metadata_pb2
 
 
@@ -44,7 +44,7 @@ class ConfigurationControlManager:
         name, set_configs, delete = request.topic, dict(request.set), list(request.delete)
         topic = image.topic_by_name(name)
         if topic is None:
-            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {echo(name)} does not exist")
         checked = validate_configs(set_configs)
         validate_configs({key: CONFIG_DEFS[key].default for key in delete if key in CONFIG_DEFS})
         unknown = [key for key in delete if key not in CONFIG_DEFS]

@@ -41,11 +41,12 @@ from raftlog.node.metadata.image import (
 )
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.status import error_info_to_pb
-from raftlog.topic_config import TopicConfig, effective_configs
+from raftlog.topic_config import TopicConfig, echo, effective_configs
 from raftlog.v1 import admin_pb2, controller_pb2, metadata_pb2
 
 MAX_TOPIC_NAME = 249  # Kafka's limit (255 minus room for a partition suffix)
-_LEGAL_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+# fullmatch, not match with "$": "$" also matches before a trailing newline ("t1\n").
+_LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_PARTITIONS = 10_000
 
 
@@ -61,7 +62,7 @@ def validate_topic_name(name: str) -> None:
         raise KafkaError(ErrorCode.INVALID_TOPIC, f"topic name cannot be {name!r}")
     if len(name) > MAX_TOPIC_NAME:
         raise KafkaError(ErrorCode.INVALID_TOPIC, f"topic name is {len(name)} characters, over {MAX_TOPIC_NAME}")
-    if not _LEGAL_NAME.match(name):
+    if not _LEGAL_NAME.fullmatch(name):
         raise KafkaError(
             ErrorCode.INVALID_TOPIC, f"topic name {name!r} has characters other than ASCII letters, digits, '.', '_', '-'"
         )
@@ -91,7 +92,7 @@ def topic_description(image: MetadataImage, topic: TopicImage) -> admin_pb2.Topi
 def existing_topic(image: MetadataImage, name: str) -> TopicImage:
     topic = image.topic_by_name(name)
     if topic is None:
-        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {echo(name)} does not exist")
     return topic
 
 
@@ -178,7 +179,7 @@ class ReplicationControlManager:
         name, partitions, rf = request.name, request.partitions, request.replication_factor
         validate_topic_name(name)
         if image.topic_by_name(name) is not None:
-            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
+            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {echo(name)} already exists")
         if not 1 <= partitions <= MAX_PARTITIONS:
             raise KafkaError(ErrorCode.INVALID_PARTITIONS, f"partitions must be 1..{MAX_PARTITIONS}, got {partitions}")
         live = image.live_brokers()
