@@ -44,6 +44,12 @@ class MetadataLoader:
     def restore(self, data: bytes) -> None:
         self.load_snapshot(data)
 
+    def check_snapshot(self, data: bytes) -> None:
+        """Raise ValueError unless ``data`` restores: checked before a received
+        snapshot is persisted, since one that does not would crash the node on every
+        start from then on."""
+        _decode_snapshot(data)
+
     # ------------------------------------------------------------------ images
     def apply_entries(self, entries: Sequence[Entry]) -> MetadataImage:
         """Apply committed entries in order; entries with no data are Raft no-ops."""
@@ -71,9 +77,8 @@ class MetadataLoader:
         return self._image
 
     def load_snapshot(self, data: bytes) -> MetadataImage:
-        snap = metadata_pb2.MetadataSnapshot()
-        snap.ParseFromString(data)
-        self._image = MetadataImage.from_snapshot(snap)
+        """Replace the image with a snapshot's; ValueError when it does not decode."""
+        self._image = _decode_snapshot(data)
         self.logger.info("metadata snapshot loaded", offset=self._image.offset)
         self._publish()
         return self._image
@@ -87,3 +92,12 @@ class MetadataLoader:
                 publisher(self._image)
             except Exception as exc:  # noqa: BLE001 - a publisher's bug must not stop Raft
                 self.logger.error("metadata publisher failed", error=repr(exc), exc_info=True)
+
+
+def _decode_snapshot(data: bytes) -> MetadataImage:
+    try:
+        snap = metadata_pb2.MetadataSnapshot()
+        snap.ParseFromString(data)
+        return MetadataImage.from_snapshot(snap)
+    except Exception as exc:  # noqa: BLE001 - undecodable or inconsistent: either way unusable
+        raise ValueError(f"metadata snapshot does not decode: {exc!r}"[:300]) from exc

@@ -14,6 +14,10 @@ from raftlog.raft.types import Entry, EntryKind, Message, MessageType, Snapshot,
 from raftlog.v1 import raft_pb2
 
 _MAX_NODE_ID = 2**31 - 1
+#: Largest term, index or commit a message may carry. A peer that could set a term
+#: near 2**64 would leave the quorum unable to encode the next one (term + 1) — for
+#: good, since terms are durable. 2**62 leaves room to count up for ever in practice.
+MAX_RAFT_VALUE = 2**62
 
 
 class CodecError(ValueError):
@@ -63,6 +67,12 @@ def step_request(cluster_id: str, sender: int, messages: Iterable[Message]) -> r
 # ------------------------------------------------------------------------ decode
 
 
+def _check_bounded(what: str, **values: int) -> None:
+    for name, value in values.items():
+        if not 0 <= value <= MAX_RAFT_VALUE:
+            raise CodecError(f"{what}: {name} {value} is outside [0, 2**62]")
+
+
 def entry_from_pb(pb: raft_pb2.Entry) -> Entry:
     try:
         kind = EntryKind(pb.kind)
@@ -72,6 +82,7 @@ def entry_from_pb(pb: raft_pb2.Entry) -> Entry:
         raise CodecError("entry index 0 is reserved")
     if pb.term == 0:
         raise CodecError(f"entry {pb.index}: term 0 is reserved")
+    _check_bounded(f"entry {pb.index}", term=pb.term, index=pb.index)
     return Entry(term=pb.term, index=pb.index, data=bytes(pb.data), kind=kind)
 
 
@@ -79,6 +90,7 @@ def snapshot_from_pb(pb: raft_pb2.Snapshot) -> Snapshot:
     meta = pb.meta
     if meta.index == 0 or meta.term == 0:
         raise CodecError("snapshot with index or term 0")
+    _check_bounded("snapshot", index=meta.index, term=meta.term)
     voters = tuple(meta.voters)
     if any(not 0 < v <= _MAX_NODE_ID for v in voters):
         raise CodecError(f"snapshot voters {list(voters)} are not positive node ids")
@@ -96,6 +108,8 @@ def message_from_pb(pb: raft_pb2.RaftMessage) -> Message:
         raise CodecError(f"{mtype.name}: bad recipient id {pb.to}")
     if not 0 < pb.sender <= _MAX_NODE_ID:
         raise CodecError(f"{mtype.name}: bad sender id {pb.sender}")
+    _check_bounded(mtype.name, term=pb.term, log_term=pb.log_term, index=pb.index, commit=pb.commit,
+                   reject_hint=pb.reject_hint)
     entries = tuple(entry_from_pb(e) for e in pb.entries)
     if entries:
         if mtype != MessageType.APPEND:

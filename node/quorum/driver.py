@@ -48,6 +48,7 @@ from raftlog.node.quorum.errors import (
 from raftlog.node.quorum.transport import Transport
 from raftlog.raft import (
     Config,
+    InvalidMessageError,
     ProposalDroppedError,
     RaftNode,
 )
@@ -75,6 +76,9 @@ class StateMachine(Protocol):
 
     def restore(self, data: bytes) -> None:
         """Replace the state with a snapshot's."""
+
+    def check_snapshot(self, data: bytes) -> None:
+        """Raise ValueError unless ``data`` is a snapshot :meth:`restore` accepts."""
 
 
 SM = TypeVar("SM", bound=StateMachine)
@@ -292,6 +296,14 @@ class RaftDriver(Generic[SM]):
     async def step(self, messages: Sequence[Message]) -> None:
         """Step a batch from one peer. Raises the core's InvalidMessageError for the
         first message it refuses (the messages before it were stepped)."""
+        for msg in messages:
+            if msg.snapshot is not None:
+                # Validated in full before the core persists it: a snapshot that does
+                # not restore would crash-loop this node on every start.
+                try:
+                    self.state_machine.check_snapshot(msg.snapshot.data)
+                except ValueError as exc:
+                    raise InvalidMessageError(f"snapshot from node {msg.sender}: {exc}") from None
         now = time.monotonic()
         for msg in messages:
             self.last_received[msg.sender] = now

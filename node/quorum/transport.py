@@ -113,8 +113,10 @@ class _Peer:
             if not self.queue:
                 continue
             batch, self.queue = self.queue, []
-            request = step_request(t.cluster_id, t.node_id, batch)
             try:
+                # Inside the try: a message that cannot be encoded is one failed
+                # delivery, never the end of this peer's sender loop.
+                request = step_request(t.cluster_id, t.node_id, batch)
                 await t.step_call(self.peer, request, t.rpc_timeout_s)
             except asyncio.CancelledError:
                 raise

@@ -9,7 +9,7 @@ import pytest
 
 from raftlog.node.quorum.codec import message_to_pb
 from raftlog.errors import ErrorCode
-from raftlog.raft.types import Entry, Message, MessageType
+from raftlog.raft.types import Entry, Message, MessageType, Snapshot, SnapshotMeta
 from raftlog.status import from_rpc_error
 from raftlog.v1 import raft_pb2, raft_pb2_grpc
 from tests.node.conftest import InProcessCluster, run
@@ -37,7 +37,27 @@ def _cases(cluster_id: str) -> list[tuple[str, raft_pb2.StepRequest, ErrorCode]]
     bad_for_core = message_to_pb(
         Message(type=MessageType.READ_INDEX, to=1, sender=2, term=BIG_TERM, context=b"x")
     )
+    # A term of 2**64-1 once bricked the quorum for good (term + 1 does not encode).
+    huge_term = raft_pb2.RaftMessage()
+    huge_term.CopyFrom(good)
+    huge_term.term = 2**64 - 1
+    huge_term.entries[0].term = 2**64 - 1
+    huge_commit = message_to_pb(Message(type=MessageType.HEARTBEAT, to=1, sender=2, term=BIG_TERM, commit=2**63))
+    # A snapshot that does not decode was persisted and crash-looped the node.
+    bad_snapshot = message_to_pb(Message(
+        type=MessageType.SNAPSHOT, to=1, sender=2, term=BIG_TERM,
+        snapshot=Snapshot(SnapshotMeta(index=5, term=BIG_TERM, voters=(1, 2, 3)), b"\xff\xfe not a snapshot"),
+    ))
     return [
+        ("term near 2**64",
+         raft_pb2.StepRequest(cluster_id=cluster_id, sender=2, messages=[huge_term]),
+         ErrorCode.INVALID_REQUEST),
+        ("commit near 2**63",
+         raft_pb2.StepRequest(cluster_id=cluster_id, sender=2, messages=[huge_commit]),
+         ErrorCode.INVALID_REQUEST),
+        ("undecodable snapshot",
+         raft_pb2.StepRequest(cluster_id=cluster_id, sender=2, messages=[bad_snapshot]),
+         ErrorCode.INVALID_REQUEST),
         ("bad cluster id", raft_pb2.StepRequest(cluster_id="other", sender=2, messages=[good]),
          ErrorCode.INCONSISTENT_CLUSTER_ID),
         ("unknown sender", raft_pb2.StepRequest(cluster_id=cluster_id, sender=7, messages=[good]),
@@ -92,3 +112,16 @@ def test_malformed_step_is_refused_and_changes_nothing(tmp_path: Path) -> None:
             await cluster.stop()
 
     run(scenario())
+
+
+def test_a_snapshot_that_does_not_decode_is_a_value_error_not_a_crash() -> None:
+    """Restoring one at start becomes the node's one-line StartupError (ValueError is
+    what node.app turns into it), never a DecodeError traceback on every start."""
+    from raftlog.node.metadata.loader import MetadataLoader
+
+    loader = MetadataLoader(1)
+    with pytest.raises(ValueError, match="does not decode"):
+        loader.check_snapshot(b"\xff\xfe not a snapshot")
+    with pytest.raises(ValueError, match="does not decode"):
+        loader.restore(b"\xff\xfe not a snapshot")
+    loader.check_snapshot(loader.snapshot())  # its own snapshots do
