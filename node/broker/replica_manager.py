@@ -15,6 +15,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from structlog.typing import FilteringBoundLogger
@@ -62,6 +63,12 @@ def _default_log_factory(db: NodeDB, topic_id: str, partition: int) -> ReplicaLo
     from raftlog.storage.partition_log import PartitionLog
 
     return KafkaErrorsLog(PartitionLog.open(db, topic_id, partition))
+
+
+def known_leader_epoch(message: Any) -> int:
+    """A request's ``current_leader_epoch``; -1 (not checked) when unset, because 0 is
+    a real epoch and a client that never set it must not be fenced by it."""
+    return int(message.current_leader_epoch) if message.HasField("current_leader_epoch") else -1
 
 
 def _default_stored_partitions(db: NodeDB) -> list[tuple[str, int]]:
@@ -501,7 +508,7 @@ class ReplicaManager:
                 data = response.partitions.add(topic_id=item.topic_id, partition=item.partition)
                 try:
                     p = self._leader_for_replica(request.replica_id, item.topic_id, item.partition,
-                                                 item.current_leader_epoch)
+                                                 known_leader_epoch(item))
                     data.log_start_offset = p.log_start_offset
                     data.high_watermark = p.high_watermark
                     if first:
@@ -548,7 +555,7 @@ class ReplicaManager:
             result = response.partitions.add(topic_id=query.topic_id, partition=query.partition)
             try:
                 p = self._leader_for_replica(request.replica_id, query.topic_id, query.partition,
-                                             query.current_leader_epoch)
+                                             known_leader_epoch(query))
                 epoch, end = self._epoch_end(p, query.leader_epoch)
                 result.leader_epoch = epoch
                 result.end_offset = end

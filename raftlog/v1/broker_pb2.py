@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17raftlog/v1/broker.proto\x12\nraftlog.v1\"e\n\x0eProduceRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0f\n\x07records\x18\x03 \x01(\x0c\x12\x0c\n\x04\x61\x63ks\x18\x04 \x01(\x05\x12\x12\n\ntimeout_ms\x18\x05 \x01(\r\"x\n\x0fProduceResponse\x12\x13\n\x0b\x62\x61se_offset\x18\x01 \x01(\x03\x12\x18\n\x10log_start_offset\x18\x02 \x01(\x03\x12\x1a\n\x12log_append_time_ms\x18\x03 \x01(\x03\x12\x1a\n\x12\x62\x61tch_base_offsets\x18\x04 \x03(\x03\"\xab\x01\n\x0c\x46\x65tchRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x11\n\tmax_bytes\x18\x04 \x01(\r\x12\x13\n\x0bmax_wait_ms\x18\x05 \x01(\r\x12\x11\n\tmin_bytes\x18\x06 \x01(\r\x12\x1c\n\x14\x63urrent_leader_epoch\x18\x07 \x01(\x05\x12\x10\n\x08topic_id\x18\x08 \x01(\t\"\x80\x01\n\rFetchResponse\x12\x0f\n\x07records\x18\x01 \x01(\x0c\x12\x16\n\x0ehigh_watermark\x18\x02 \x01(\x03\x12\x18\n\x10log_start_offset\x18\x03 \x01(\x03\x12\x16\n\x0elog_end_offset\x18\x04 \x01(\x03\x12\x14\n\x0cleader_epoch\x18\x05 \x01(\x05\"I\n\x12ListOffsetsRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\"N\n\x13ListOffsetsResponse\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\x12\x14\n\x0cleader_epoch\x18\x03 \x01(\x05\"!\n\x0fMetadataRequest\x12\x0e\n\x06topics\x18\x01 \x03(\t\"]\n\x0e\x42rokerEndpoint\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\r\x12\x0c\n\x04rack\x18\x04 \x01(\t\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\x08\"\x85\x01\n\x11PartitionMetadata\x12\x11\n\tpartition\x18\x01 \x01(\x05\x12\x0e\n\x06leader\x18\x02 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x03 \x01(\x05\x12\x10\n\x08replicas\x18\x04 \x03(\x05\x12\x0b\n\x03isr\x18\x05 \x03(\x05\x12\x18\n\x10offline_replicas\x18\x06 \x03(\x05\"v\n\rTopicMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08topic_id\x18\x02 \x01(\t\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x31\n\npartitions\x18\x04 \x03(\x0b\x32\x1d.raftlog.v1.PartitionMetadata\"\x95\x01\n\x10MetadataResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x15\n\rcontroller_id\x18\x02 \x01(\x05\x12+\n\x07\x62rokers\x18\x03 \x03(\x0b\x32\x1a.raftlog.v1.BrokerEndpoint\x12)\n\x06topics\x18\x04 \x03(\x0b\x32\x19.raftlog.v1.TopicMetadata\"D\n\x15InitProducerIdRequest\x12\x13\n\x0bproducer_id\x18\x01 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x02 \x01(\x05\"E\n\x16InitProducerIdResponse\x12\x13\n\x0bproducer_id\x18\x01 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x02 \x01(\x05\x32\xfa\x02\n\x06\x42roker\x12\x42\n\x07Produce\x12\x1a.raftlog.v1.ProduceRequest\x1a\x1b.raftlog.v1.ProduceResponse\x12<\n\x05\x46\x65tch\x12\x18.raftlog.v1.FetchRequest\x1a\x19.raftlog.v1.FetchResponse\x12N\n\x0bListOffsets\x12\x1e.raftlog.v1.ListOffsetsRequest\x1a\x1f.raftlog.v1.ListOffsetsResponse\x12\x45\n\x08Metadata\x12\x1b.raftlog.v1.MetadataRequest\x1a\x1c.raftlog.v1.MetadataResponse\x12W\n\x0eInitProducerId\x12!.raftlog.v1.InitProducerIdRequest\x1a\".raftlog.v1.InitProducerIdResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17raftlog/v1/broker.proto\x12\nraftlog.v1\"e\n\x0eProduceRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0f\n\x07records\x18\x03 \x01(\x0c\x12\x0c\n\x04\x61\x63ks\x18\x04 \x01(\x05\x12\x12\n\ntimeout_ms\x18\x05 \x01(\r\"x\n\x0fProduceResponse\x12\x13\n\x0b\x62\x61se_offset\x18\x01 \x01(\x03\x12\x18\n\x10log_start_offset\x18\x02 \x01(\x03\x12\x1a\n\x12log_append_time_ms\x18\x03 \x01(\x03\x12\x1a\n\x12\x62\x61tch_base_offsets\x18\x04 \x03(\x03\"\xc9\x01\n\x0c\x46\x65tchRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x11\n\tmax_bytes\x18\x04 \x01(\r\x12\x13\n\x0bmax_wait_ms\x18\x05 \x01(\r\x12\x11\n\tmin_bytes\x18\x06 \x01(\r\x12!\n\x14\x63urrent_leader_epoch\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x10\n\x08topic_id\x18\x08 \x01(\tB\x17\n\x15_current_leader_epoch\"\x80\x01\n\rFetchResponse\x12\x0f\n\x07records\x18\x01 \x01(\x0c\x12\x16\n\x0ehigh_watermark\x18\x02 \x01(\x03\x12\x18\n\x10log_start_offset\x18\x03 \x01(\x03\x12\x16\n\x0elog_end_offset\x18\x04 \x01(\x03\x12\x14\n\x0cleader_epoch\x18\x05 \x01(\x05\"I\n\x12ListOffsetsRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\"N\n\x13ListOffsetsResponse\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\x12\x14\n\x0cleader_epoch\x18\x03 \x01(\x05\"!\n\x0fMetadataRequest\x12\x0e\n\x06topics\x18\x01 \x03(\t\"]\n\x0e\x42rokerEndpoint\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\r\x12\x0c\n\x04rack\x18\x04 \x01(\t\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\x08\"\x85\x01\n\x11PartitionMetadata\x12\x11\n\tpartition\x18\x01 \x01(\x05\x12\x0e\n\x06leader\x18\x02 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x03 \x01(\x05\x12\x10\n\x08replicas\x18\x04 \x03(\x05\x12\x0b\n\x03isr\x18\x05 \x03(\x05\x12\x18\n\x10offline_replicas\x18\x06 \x03(\x05\"v\n\rTopicMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08topic_id\x18\x02 \x01(\t\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x31\n\npartitions\x18\x04 \x03(\x0b\x32\x1d.raftlog.v1.PartitionMetadata\"\x95\x01\n\x10MetadataResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x15\n\rcontroller_id\x18\x02 \x01(\x05\x12+\n\x07\x62rokers\x18\x03 \x03(\x0b\x32\x1a.raftlog.v1.BrokerEndpoint\x12)\n\x06topics\x18\x04 \x03(\x0b\x32\x19.raftlog.v1.TopicMetadata\"D\n\x15InitProducerIdRequest\x12\x13\n\x0bproducer_id\x18\x01 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x02 \x01(\x05\"E\n\x16InitProducerIdResponse\x12\x13\n\x0bproducer_id\x18\x01 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x02 \x01(\x05\x32\xfa\x02\n\x06\x42roker\x12\x42\n\x07Produce\x12\x1a.raftlog.v1.ProduceRequest\x1a\x1b.raftlog.v1.ProduceResponse\x12<\n\x05\x46\x65tch\x12\x18.raftlog.v1.FetchRequest\x1a\x19.raftlog.v1.FetchResponse\x12N\n\x0bListOffsets\x12\x1e.raftlog.v1.ListOffsetsRequest\x1a\x1f.raftlog.v1.ListOffsetsResponse\x12\x45\n\x08Metadata\x12\x1b.raftlog.v1.MetadataRequest\x1a\x1c.raftlog.v1.MetadataResponse\x12W\n\x0eInitProducerId\x12!.raftlog.v1.InitProducerIdRequest\x1a\".raftlog.v1.InitProducerIdResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,27 +36,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PRODUCERESPONSE']._serialized_start=142
   _globals['_PRODUCERESPONSE']._serialized_end=262
   _globals['_FETCHREQUEST']._serialized_start=265
-  _globals['_FETCHREQUEST']._serialized_end=436
-  _globals['_FETCHRESPONSE']._serialized_start=439
-  _globals['_FETCHRESPONSE']._serialized_end=567
-  _globals['_LISTOFFSETSREQUEST']._serialized_start=569
-  _globals['_LISTOFFSETSREQUEST']._serialized_end=642
-  _globals['_LISTOFFSETSRESPONSE']._serialized_start=644
-  _globals['_LISTOFFSETSRESPONSE']._serialized_end=722
-  _globals['_METADATAREQUEST']._serialized_start=724
-  _globals['_METADATAREQUEST']._serialized_end=757
-  _globals['_BROKERENDPOINT']._serialized_start=759
-  _globals['_BROKERENDPOINT']._serialized_end=852
-  _globals['_PARTITIONMETADATA']._serialized_start=855
-  _globals['_PARTITIONMETADATA']._serialized_end=988
-  _globals['_TOPICMETADATA']._serialized_start=990
-  _globals['_TOPICMETADATA']._serialized_end=1108
-  _globals['_METADATARESPONSE']._serialized_start=1111
-  _globals['_METADATARESPONSE']._serialized_end=1260
-  _globals['_INITPRODUCERIDREQUEST']._serialized_start=1262
-  _globals['_INITPRODUCERIDREQUEST']._serialized_end=1330
-  _globals['_INITPRODUCERIDRESPONSE']._serialized_start=1332
-  _globals['_INITPRODUCERIDRESPONSE']._serialized_end=1401
-  _globals['_BROKER']._serialized_start=1404
-  _globals['_BROKER']._serialized_end=1782
+  _globals['_FETCHREQUEST']._serialized_end=466
+  _globals['_FETCHRESPONSE']._serialized_start=469
+  _globals['_FETCHRESPONSE']._serialized_end=597
+  _globals['_LISTOFFSETSREQUEST']._serialized_start=599
+  _globals['_LISTOFFSETSREQUEST']._serialized_end=672
+  _globals['_LISTOFFSETSRESPONSE']._serialized_start=674
+  _globals['_LISTOFFSETSRESPONSE']._serialized_end=752
+  _globals['_METADATAREQUEST']._serialized_start=754
+  _globals['_METADATAREQUEST']._serialized_end=787
+  _globals['_BROKERENDPOINT']._serialized_start=789
+  _globals['_BROKERENDPOINT']._serialized_end=882
+  _globals['_PARTITIONMETADATA']._serialized_start=885
+  _globals['_PARTITIONMETADATA']._serialized_end=1018
+  _globals['_TOPICMETADATA']._serialized_start=1020
+  _globals['_TOPICMETADATA']._serialized_end=1138
+  _globals['_METADATARESPONSE']._serialized_start=1141
+  _globals['_METADATARESPONSE']._serialized_end=1290
+  _globals['_INITPRODUCERIDREQUEST']._serialized_start=1292
+  _globals['_INITPRODUCERIDREQUEST']._serialized_end=1360
+  _globals['_INITPRODUCERIDRESPONSE']._serialized_start=1362
+  _globals['_INITPRODUCERIDRESPONSE']._serialized_end=1431
+  _globals['_BROKER']._serialized_start=1434
+  _globals['_BROKER']._serialized_end=1812
 # @@protoc_insertion_point(module_scope)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from raftlog.v1 import errors_pb2 as raftlog_dot_v1_dot_errors__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1craftlog/v1/replication.proto\x12\nraftlog.v1\x1a\x17raftlog/v1/errors.proto\"\xbb\x01\n\x15ReplicaFetchPartition\x12\x10\n\x08topic_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x14\n\x0c\x66\x65tch_offset\x18\x03 \x01(\x03\x12\x1c\n\x14\x63urrent_leader_epoch\x18\x04 \x01(\x05\x12\x11\n\tmax_bytes\x18\x05 \x01(\r\x12\x1f\n\x12last_fetched_epoch\x18\x06 \x01(\x05H\x00\x88\x01\x01\x42\x15\n\x13_last_fetched_epoch\"\xb1\x01\n\x13ReplicaFetchRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x04\x12\x13\n\x0bmax_wait_ms\x18\x03 \x01(\r\x12\x11\n\tmin_bytes\x18\x04 \x01(\r\x12\x11\n\tmax_bytes\x18\x05 \x01(\r\x12\x35\n\npartitions\x18\x06 \x03(\x0b\x32!.raftlog.v1.ReplicaFetchPartition\"3\n\x0e\x44ivergingEpoch\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x12\n\nend_offset\x18\x02 \x01(\x03\"\xde\x01\n\x19ReplicaFetchPartitionData\x12\x10\n\x08topic_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.raftlog.v1.ErrorInfo\x12\x16\n\x0ehigh_watermark\x18\x04 \x01(\x03\x12\x18\n\x10log_start_offset\x18\x05 \x01(\x03\x12\x0f\n\x07records\x18\x06 \x01(\x0c\x12\x33\n\x0f\x64iverging_epoch\x18\x07 \x01(\x0b\x32\x1a.raftlog.v1.DivergingEpoch\"Q\n\x14ReplicaFetchResponse\x12\x39\n\npartitions\x18\x01 \x03(\x0b\x32%.raftlog.v1.ReplicaFetchPartitionData\"e\n\nEpochQuery\x12\x10\n\x08topic_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x1c\n\x14\x63urrent_leader_epoch\x18\x03 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x04 \x01(\x05\"\x85\x01\n\x0e\x45pochEndOffset\x12\x10\n\x08topic_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.raftlog.v1.ErrorInfo\x12\x14\n\x0cleader_epoch\x18\x04 \x01(\x05\x12\x12\n\nend_offset\x18\x05 \x01(\x03\"]\n\x1bOffsetForLeaderEpochRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\x05\x12*\n\npartitions\x18\x02 \x03(\x0b\x32\x16.raftlog.v1.EpochQuery\"N\n\x1cOffsetForLeaderEpochResponse\x12.\n\npartitions\x18\x01 \x03(\x0b\x32\x1a.raftlog.v1.EpochEndOffset2\xcb\x01\n\x0bReplication\x12Q\n\x0cReplicaFetch\x12\x1f.raftlog.v1.ReplicaFetchRequest\x1a .raftlog.v1.ReplicaFetchResponse\x12i\n\x14OffsetForLeaderEpoch\x12\'.raftlog.v1.OffsetForLeaderEpochRequest\x1a(.raftlog.v1.OffsetForLeaderEpochResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1craftlog/v1/replication.proto\x12\nraftlog.v1\x1a\x17raftlog/v1/errors.proto\"\xd9\x01\n\x15ReplicaFetchPartition\x12\x10\n\x08topic_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x14\n\x0c\x66\x65tch_offset\x18\x03 \x01(\x03\x12!\n\x14\x63urrent_leader_epoch\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x11\n\tmax_bytes\x18\x05 \x01(\r\x12\x1f\n\x12last_fetched_epoch\x18\x06 \x01(\x05H\x01\x88\x01\x01\x42\x17\n\x15_current_leader_epochB\x15\n\x13_last_fetched_epoch\"\xb1\x01\n\x13ReplicaFetchRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x04\x12\x13\n\x0bmax_wait_ms\x18\x03 \x01(\r\x12\x11\n\tmin_bytes\x18\x04 \x01(\r\x12\x11\n\tmax_bytes\x18\x05 \x01(\r\x12\x35\n\npartitions\x18\x06 \x03(\x0b\x32!.raftlog.v1.ReplicaFetchPartition\"3\n\x0e\x44ivergingEpoch\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x12\n\nend_offset\x18\x02 \x01(\x03\"\xde\x01\n\x19ReplicaFetchPartitionData\x12\x10\n\x08topic_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.raftlog.v1.ErrorInfo\x12\x16\n\x0ehigh_watermark\x18\x04 \x01(\x03\x12\x18\n\x10log_start_offset\x18\x05 \x01(\x03\x12\x0f\n\x07records\x18\x06 \x01(\x0c\x12\x33\n\x0f\x64iverging_epoch\x18\x07 \x01(\x0b\x32\x1a.raftlog.v1.DivergingEpoch\"Q\n\x14ReplicaFetchResponse\x12\x39\n\npartitions\x18\x01 \x03(\x0b\x32%.raftlog.v1.ReplicaFetchPartitionData\"\x83\x01\n\nEpochQuery\x12\x10\n\x08topic_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12!\n\x14\x63urrent_leader_epoch\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x14\n\x0cleader_epoch\x18\x04 \x01(\x05\x42\x17\n\x15_current_leader_epoch\"\x85\x01\n\x0e\x45pochEndOffset\x12\x10\n\x08topic_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.raftlog.v1.ErrorInfo\x12\x14\n\x0cleader_epoch\x18\x04 \x01(\x05\x12\x12\n\nend_offset\x18\x05 \x01(\x03\"]\n\x1bOffsetForLeaderEpochRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\x05\x12*\n\npartitions\x18\x02 \x03(\x0b\x32\x16.raftlog.v1.EpochQuery\"N\n\x1cOffsetForLeaderEpochResponse\x12.\n\npartitions\x18\x01 \x03(\x0b\x32\x1a.raftlog.v1.EpochEndOffset2\xcb\x01\n\x0bReplication\x12Q\n\x0cReplicaFetch\x12\x1f.raftlog.v1.ReplicaFetchRequest\x1a .raftlog.v1.ReplicaFetchResponse\x12i\n\x14OffsetForLeaderEpoch\x12\'.raftlog.v1.OffsetForLeaderEpochRequest\x1a(.raftlog.v1.OffsetForLeaderEpochResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,23 +33,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raftlog.v1.replication_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REPLICAFETCHPARTITION']._serialized_start=70
-  _globals['_REPLICAFETCHPARTITION']._serialized_end=257
-  _globals['_REPLICAFETCHREQUEST']._serialized_start=260
-  _globals['_REPLICAFETCHREQUEST']._serialized_end=437
-  _globals['_DIVERGINGEPOCH']._serialized_start=439
-  _globals['_DIVERGINGEPOCH']._serialized_end=490
-  _globals['_REPLICAFETCHPARTITIONDATA']._serialized_start=493
-  _globals['_REPLICAFETCHPARTITIONDATA']._serialized_end=715
-  _globals['_REPLICAFETCHRESPONSE']._serialized_start=717
-  _globals['_REPLICAFETCHRESPONSE']._serialized_end=798
-  _globals['_EPOCHQUERY']._serialized_start=800
-  _globals['_EPOCHQUERY']._serialized_end=901
-  _globals['_EPOCHENDOFFSET']._serialized_start=904
-  _globals['_EPOCHENDOFFSET']._serialized_end=1037
-  _globals['_OFFSETFORLEADEREPOCHREQUEST']._serialized_start=1039
-  _globals['_OFFSETFORLEADEREPOCHREQUEST']._serialized_end=1132
-  _globals['_OFFSETFORLEADEREPOCHRESPONSE']._serialized_start=1134
-  _globals['_OFFSETFORLEADEREPOCHRESPONSE']._serialized_end=1212
-  _globals['_REPLICATION']._serialized_start=1215
-  _globals['_REPLICATION']._serialized_end=1418
+  _globals['_REPLICAFETCHPARTITION']._serialized_end=287
+  _globals['_REPLICAFETCHREQUEST']._serialized_start=290
+  _globals['_REPLICAFETCHREQUEST']._serialized_end=467
+  _globals['_DIVERGINGEPOCH']._serialized_start=469
+  _globals['_DIVERGINGEPOCH']._serialized_end=520
+  _globals['_REPLICAFETCHPARTITIONDATA']._serialized_start=523
+  _globals['_REPLICAFETCHPARTITIONDATA']._serialized_end=745
+  _globals['_REPLICAFETCHRESPONSE']._serialized_start=747
+  _globals['_REPLICAFETCHRESPONSE']._serialized_end=828
+  _globals['_EPOCHQUERY']._serialized_start=831
+  _globals['_EPOCHQUERY']._serialized_end=962
+  _globals['_EPOCHENDOFFSET']._serialized_start=965
+  _globals['_EPOCHENDOFFSET']._serialized_end=1098
+  _globals['_OFFSETFORLEADEREPOCHREQUEST']._serialized_start=1100
+  _globals['_OFFSETFORLEADEREPOCHREQUEST']._serialized_end=1193
+  _globals['_OFFSETFORLEADEREPOCHRESPONSE']._serialized_start=1195
+  _globals['_OFFSETFORLEADEREPOCHRESPONSE']._serialized_end=1273
+  _globals['_REPLICATION']._serialized_start=1276
+  _globals['_REPLICATION']._serialized_end=1479
 # @@protoc_insertion_point(module_scope)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from raftlog.node.broker.producer_ids import AllocateProducerIds, ProducerIdManager
-from raftlog.node.broker.replica_manager import ReplicaManager
+from raftlog.node.broker.replica_manager import ReplicaManager, known_leader_epoch
 from raftlog.node.metadata.image import NO_LEADER, MetadataImage, TopicImage
 from raftlog.node.logging import get_logger
 from raftlog.node.api.grpc.errors import rpc_method
@@ -121,7 +121,7 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         try:
             result = await self.replicas.fetch(
                 request.topic, request.partition, request.offset, request.max_bytes, max_wait_ms,
-                request.min_bytes, request.current_leader_epoch, request.topic_id,
+                request.min_bytes, known_leader_epoch(request), request.topic_id,
             )
         except KafkaError as exc:
             raise self._on_listener(exc) from None
