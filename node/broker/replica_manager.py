@@ -65,6 +65,12 @@ def _default_log_factory(db: NodeDB, topic_id: str, partition: int) -> ReplicaLo
     return KafkaErrorsLog(PartitionLog.open(db, topic_id, partition))
 
 
+#: Partitions a ReplicaFetch may name beyond those this broker hosts (metadata lag).
+FETCH_PARTITIONS_SLACK = 1_000
+#: Partitions handled between two yields to the event loop in one fetch.
+YIELD_EVERY_PARTITIONS = 500
+
+
 def known_leader_epoch(message: Any) -> int:
     """A request's ``current_leader_epoch``; -1 (not checked) when unset, because 0 is
     a real epoch and a client that never set it must not be fenced by it."""
@@ -490,6 +496,13 @@ class ReplicaManager:
         up to max_wait_ms until min_bytes are there (any error answers at once)."""
         if request.replica_id <= 0:
             raise KafkaError(ErrorCode.INVALID_REQUEST, f"replica id must be positive, got {request.replica_id}")
+        # A follower asks for at most the partitions it follows here; a request far
+        # above what this broker hosts (a million entries stalled the event loop for
+        # seconds and cost the controller its leadership) is refused outright.
+        limit = len(self.partitions) + FETCH_PARTITIONS_SLACK
+        if len(request.partitions) > limit:
+            raise KafkaError(ErrorCode.INVALID_REQUEST,
+                             f"{len(request.partitions)} partitions in one fetch; this broker hosts {len(self.partitions)}")
         loop = asyncio.get_running_loop()
         wait_ms = min(request.max_wait_ms, self.config.fetch_max_wait_cap_ms)
         deadline = loop.time() + wait_ms / 1000
@@ -504,7 +517,9 @@ class ReplicaManager:
             answer_now = False
             leaders: list[Partition] = []
             isr_changes: list[tuple[Partition, PendingIsrChange]] = []
-            for item in request.partitions:
+            for i, item in enumerate(request.partitions):
+                if i and i % YIELD_EVERY_PARTITIONS == 0:
+                    await asyncio.sleep(0)  # long fetches share the loop with Raft and heartbeats
                 data = response.partitions.add(topic_id=item.topic_id, partition=item.partition)
                 try:
                     p = self._leader_for_replica(request.replica_id, item.topic_id, item.partition,

@@ -17,6 +17,7 @@ from raftlog.node.metadata.image import MetadataImage, replayed
 from raftlog.errors import ErrorCode, KafkaError
 from raftlog.status import error_info_to_pb
 from raftlog.v1 import controller_pb2, metadata_pb2
+from raftlog.topic_config import echo
 
 
 class SessionChange(enum.Enum):
@@ -125,6 +126,14 @@ class ClusterControlManager:
         return ControllerResult.of([unfence, *self.replication.handle_broker_unfenced(image, broker_id)], True)
 
 
+#: Bounds of a registration. Every Metadata answer repeats every broker's endpoints,
+#: so one oversized registration (35 MB hostnames were accepted) made every later
+#: Metadata answer exceed the message limit, for good.
+MAX_ENDPOINTS = 16
+MAX_HOST_LENGTH = 253  # a DNS name
+MAX_LISTENER_NAME_LENGTH = 64
+
+
 def validate_registration(record: metadata_pb2.RegisterBrokerRecord) -> None:
     """Refuse a registration no broker could have sent (INVALID_REQUEST)."""
     if record.broker_id <= 0:
@@ -133,13 +142,22 @@ def validate_registration(record: metadata_pb2.RegisterBrokerRecord) -> None:
         uuid.UUID(record.incarnation_id)
     except ValueError as exc:
         raise KafkaError(
-            ErrorCode.INVALID_REQUEST, f"incarnation id {record.incarnation_id!r} is not a UUID"
+            ErrorCode.INVALID_REQUEST, f"incarnation id {echo(record.incarnation_id)} is not a UUID"
         ) from exc
     if not record.endpoints:
         raise KafkaError(ErrorCode.INVALID_REQUEST, "a broker registers at least one endpoint")
+    if len(record.endpoints) > MAX_ENDPOINTS:
+        raise KafkaError(ErrorCode.INVALID_REQUEST,
+                         f"{len(record.endpoints)} endpoints, more than {MAX_ENDPOINTS}")
     for endpoint in record.endpoints:
+        if len(endpoint.host) > MAX_HOST_LENGTH or len(endpoint.name) > MAX_LISTENER_NAME_LENGTH:
+            raise KafkaError(
+                ErrorCode.INVALID_REQUEST,
+                f"endpoint {echo(endpoint.name)}: host of {len(endpoint.host)} characters (at most "
+                f"{MAX_HOST_LENGTH}) or listener name of {len(endpoint.name)} (at most {MAX_LISTENER_NAME_LENGTH})",
+            )
         if not endpoint.host or not 0 < endpoint.port < 65536:
             raise KafkaError(
                 ErrorCode.INVALID_REQUEST,
-                f"endpoint {endpoint.name!r} has a bad address {endpoint.host}:{endpoint.port}",
+                f"endpoint {echo(endpoint.name)} has a bad address {echo(endpoint.host)}:{endpoint.port}",
             )
