@@ -111,16 +111,25 @@ def _snappy(data: memoryview, limit: int) -> bytes:
     return bytes(out)
 
 
+def _frame_magic(data: memoryview, pos: int) -> tuple[int, int]:
+    """The magic number of the frame at ``pos``, and its whole length when it is a
+    skippable frame (shared by LZ4 and zstd, to be passed over), else 0."""
+    (magic,) = struct.unpack_from("<I", data, pos)
+    if magic & 0xFFFFFFF0 == 0x184D2A50:
+        (size,) = struct.unpack_from("<I", data, pos + 4)
+        return magic, 8 + size
+    return magic, 0
+
+
 def _lz4(data: memoryview, limit: int) -> bytes:
     # LZ4 frame with independent blocks (KIP-57: Kafka rejects linked blocks);
     # each block decompresses into a buffer no larger than the room left.
     out = bytearray()
     pos = 0
     while pos < len(data):
-        (magic,) = struct.unpack_from("<I", data, pos)
-        if magic & 0xFFFFFFF0 == 0x184D2A50:  # skippable frame
-            (size,) = struct.unpack_from("<I", data, pos + 4)
-            pos += 8 + size
+        magic, skip = _frame_magic(data, pos)
+        if skip:
+            pos += skip
             continue
         if magic != _LZ4_MAGIC:
             raise CorruptPayload(f"bad lz4 frame magic {magic:#x}")
@@ -175,10 +184,9 @@ def _zstd_bound(data: memoryview) -> tuple[int, int | None]:
     declared: int | None = 0
     pos = 0
     while pos < len(data):
-        (magic,) = struct.unpack_from("<I", data, pos)
-        if magic & 0xFFFFFFF0 == 0x184D2A50:  # skippable frame
-            (size,) = struct.unpack_from("<I", data, pos + 4)
-            pos += 8 + size
+        magic, skip = _frame_magic(data, pos)
+        if skip:
+            pos += skip
             continue
         if magic != _ZSTD_MAGIC:
             raise CorruptPayload(f"bad zstd frame magic {magic:#x}")

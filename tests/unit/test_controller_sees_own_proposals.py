@@ -115,6 +115,17 @@ async def poll(condition: Callable[[], bool], what: str, timeout_s: float = 5.0)
         await asyncio.sleep(0.005)
 
 
+def shrink_to_1_2(quorum: FakeQuorum, topic_id: str) -> controller_pb2.AlterPartitionRequest:
+    """Leader 1's AlterPartition shrinking partition 0's ISR {1,2,3} to {1,2}."""
+    part = quorum.image.topics[topic_id].partitions[0]
+    return controller_pb2.AlterPartitionRequest(
+        broker_id=1, broker_epoch=quorum.image.brokers[1].broker_epoch,
+        partitions=[controller_pb2.AlterPartitionItem(
+            topic_id=topic_id, partition=0, leader_epoch=part.leader_epoch,
+            partition_epoch=part.partition_epoch, new_isr=[1, 2])],
+    )
+
+
 def test_fencing_after_a_timed_out_isr_shrink_sees_the_shrink() -> None:
     """The issue's scenario: the leader shrinks ISR {1,2,3} to {1,2}; the proposal times
     out but stays in the log; broker 2 is fenced next. The fence must be decided on
@@ -125,13 +136,7 @@ def test_fencing_after_a_timed_out_isr_shrink_sees_the_shrink() -> None:
         base, topic_id = a_cluster_with_one_partition()
         quorum = FakeQuorum(base)
         node = runtime(quorum)
-        part = quorum.image.topics[topic_id].partitions[0]
-        shrink = controller_pb2.AlterPartitionRequest(
-            broker_id=1, broker_epoch=quorum.image.brokers[1].broker_epoch,
-            partitions=[controller_pb2.AlterPartitionItem(
-                topic_id=topic_id, partition=0, leader_epoch=part.leader_epoch,
-                partition_epoch=part.partition_epoch, new_isr=[1, 2])],
-        )
+        shrink = shrink_to_1_2(quorum, topic_id)
         try:
             await node.alter_partition(shrink, 0.05)
         except KafkaError as exc:
@@ -191,13 +196,7 @@ def test_an_append_that_never_reached_the_log_is_reverted() -> None:
         base, topic_id = a_cluster_with_one_partition()
         quorum = FakeQuorum(base)
         node = runtime(quorum)
-        part = quorum.image.topics[topic_id].partitions[0]
-        shrink = controller_pb2.AlterPartitionRequest(
-            broker_id=1, broker_epoch=quorum.image.brokers[1].broker_epoch,
-            partitions=[controller_pb2.AlterPartitionItem(
-                topic_id=topic_id, partition=0, leader_epoch=part.leader_epoch,
-                partition_epoch=part.partition_epoch, new_isr=[1, 2])],
-        )
+        shrink = shrink_to_1_2(quorum, topic_id)
         task = asyncio.get_running_loop().create_task(node.alter_partition(shrink, 5.0))
         await poll(lambda: len(quorum.uncommitted) == 1, "the shrink appended")
         # The driver reports the append failed: it is not in the log.
